@@ -1,0 +1,1 @@
+"""Telegram adapter, command line and composition root."""

@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables, repositories, migrations and exporters."""
