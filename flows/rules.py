@@ -1,0 +1,183 @@
+"""Three-valued (Kleene) evaluation of rule expressions over answers, with explanations.
+
+An answer that is missing or unknown makes a comparison *unknown*, never false, so that a
+pending lab result can never exclude a subject. Each comparison reached is recorded as a
+:class:`Check` so that every verdict can say which answer met or failed which threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+
+from flows.schema import All, AnyOf, Compare, Expr, Not
+from flows.values import AnswerValue, LabResult, Quantity, Unknown, fmt_decimal
+
+Truth = bool | None
+"""True, False, or None for unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One comparison as evaluated: the data behind an explanation.
+
+    Attributes:
+        question_id: The question whose answer was compared.
+        operator: ``eq``, ``le``, ``between``…
+        threshold: The constant, formatted ("2", "14–80", "negative").
+        of: ``value`` or ``uln`` (the threshold is a multiple of ULN).
+        actual: The answer used, formatted in canonical units, or ``None`` if not answered.
+        result: The comparison's truth value.
+        supports: Whether this comparison's outcome argues *for* the enclosing rule being true
+            (``result`` under an even number of negations); ``None`` when unknown.
+    """
+
+    question_id: str
+    operator: str
+    threshold: str
+    of: str
+    actual: str | None
+    result: Truth
+    supports: Truth
+
+
+def kleene_all(values: list[Truth]) -> Truth:
+    """Kleene conjunction: false wins over unknown, unknown over true."""
+    if any(v is False for v in values):
+        return False
+    if any(v is None for v in values):
+        return None
+    return True
+
+
+def kleene_any(values: list[Truth]) -> Truth:
+    """Kleene disjunction: true wins over unknown, unknown over false."""
+    if any(v is True for v in values):
+        return True
+    if any(v is None for v in values):
+        return None
+    return False
+
+
+def _number_of(value: AnswerValue, of: str) -> Decimal | None:
+    match value:
+        case Quantity():
+            return value.value if of == "value" else None
+        case LabResult():
+            return value.ratio if of == "uln" else value.value
+    return None
+
+
+def _compare(node: Compare, value: AnswerValue | None) -> Truth:
+    if value is None or isinstance(value, Unknown):
+        return None
+    op, operand = node.operator, node.operand
+    if op == "eq":
+        return bool(value == operand)
+    if op == "ne":
+        return bool(value != operand)
+    if op == "in":
+        return value in operand
+    number = _number_of(value, node.of)
+    if number is None:
+        return None
+    match op:
+        case "lt":
+            return bool(number < operand)
+        case "le":
+            return bool(number <= operand)
+        case "gt":
+            return bool(number > operand)
+        case "ge":
+            return bool(number >= operand)
+    low, high = operand
+    return bool(low <= number <= high)
+
+
+@lru_cache(maxsize=4096)
+def format_threshold(node: Compare) -> str:
+    """The comparison's constant as text: ``14–80``, ``2``, ``0, 1, 2``, ``yes``."""
+
+    def one(v: object) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, Decimal):
+            return fmt_decimal(v)
+        return str(v)
+
+    operand = node.operand
+    if node.operator == "between":
+        return f"{one(operand[0])}–{one(operand[1])}"
+    if node.operator == "in":
+        return ", ".join(one(v) for v in operand)
+    return one(operand)
+
+
+def format_actual(value: AnswerValue | None, of: str = "value") -> str | None:
+    """An answer as shown in explanations (canonical units, ratio for ULN comparisons)."""
+    match value:
+        case None:
+            return None
+        case Unknown():
+            return "unknown"
+        case bool():
+            return "yes" if value else "no"
+        case str():
+            return value
+        case Quantity():
+            return f"{fmt_decimal(value.value)} {value.unit}"
+        case LabResult():
+            if of == "uln":
+                ratio = value.ratio
+                return None if ratio is None else f"{fmt_decimal(round(ratio, 3))}× ULN"
+            return None if value.value is None else f"{fmt_decimal(value.value)} {value.unit}"
+    return str(value)
+
+
+def evaluate(expr: Expr, answers: Mapping[str, AnswerValue]) -> tuple[Truth, tuple[Check, ...]]:
+    """Evaluate an expression with Kleene logic.
+
+    Args:
+        expr: The rule.
+        answers: Current answers by question id; absent means not answered (unknown).
+
+    Returns:
+        The truth value and every comparison reached, in rule order.
+    """
+    checks: list[Check] = []
+
+    def walk(node: Expr, negated: bool) -> Truth:
+        match node:
+            case Compare():
+                value = answers.get(node.q)
+                result = _compare(node, value)
+                supports = None if result is None else result != negated
+                checks.append(
+                    Check(
+                        node.q,
+                        node.operator,
+                        format_threshold(node),
+                        node.of,
+                        format_actual(value, node.of),
+                        result,
+                        supports,
+                    )
+                )
+                return result
+            case All():
+                return kleene_all([walk(part, negated) for part in node.all])
+            case AnyOf():
+                return kleene_any([walk(part, negated) for part in node.any])
+            case Not():
+                inner = walk(node.not_, not negated)
+                return None if inner is None else not inner
+        raise TypeError(f"not an expression: {node!r}")
+
+    return walk(expr, False), tuple(checks)
+
+
+def truth(expr: Expr | None, answers: Mapping[str, AnswerValue]) -> Truth:
+    """The truth value alone; an absent expression is true."""
+    return True if expr is None else evaluate(expr, answers)[0]

@@ -1,0 +1,298 @@
+"""The protocol schema: a trial's eligibility screen as frozen, validated data.
+
+Questions (what the coordinator is asked) are kept apart from criteria (what the protocol
+requires); a criterion's ``rule`` is an expression over question answers. Unknown keys are
+rejected everywhere so that a typo in a protocol file is an error, not a silently ignored rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from flows.text import Text
+
+_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# --- rule expressions -------------------------------------------------------------------------
+
+Operator = Literal["eq", "ne", "in", "lt", "le", "gt", "ge", "between"]
+NUMERIC_OPERATORS: frozenset[str] = frozenset({"lt", "le", "gt", "ge", "between"})
+
+
+class Compare(_Frozen):
+    """A comparison of one question's answer with a constant.
+
+    ``between`` is inclusive at both ends, as protocols write "between 14 and 80 (inclusive)".
+    ``of: uln`` makes the bound a multiple of the laboratory's upper limit of normal.
+    """
+
+    q: str
+    eq: bool | str | None = None
+    ne: bool | str | None = None
+    in_: tuple[bool | str, ...] | None = Field(default=None, alias="in")
+    lt: Decimal | None = None
+    le: Decimal | None = None
+    gt: Decimal | None = None
+    ge: Decimal | None = None
+    between: tuple[Decimal, Decimal] | None = None
+    of: Literal["value", "uln"] = "value"
+
+    @model_validator(mode="after")
+    def _exactly_one_operator(self) -> Compare:
+        given = [
+            name
+            for name in ("eq", "ne", "in_", "lt", "le", "gt", "ge", "between")
+            if getattr(self, name) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(f"a comparison needs exactly one operator, got {len(given)}")
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError("between: the lower bound is above the upper bound")
+        return self
+
+    @cached_property
+    def operator(self) -> Operator:
+        """The comparison's operator name."""
+        names: tuple[Operator, ...] = ("eq", "ne", "lt", "le", "gt", "ge", "between")
+        for name in names:
+            if getattr(self, name) is not None:
+                return name
+        return "in"
+
+    @cached_property
+    def operand(self) -> Any:
+        """The constant the answer is compared with."""
+        op = self.operator
+        return self.in_ if op == "in" else getattr(self, op)
+
+
+class All(_Frozen):
+    """True when every part is true (Kleene conjunction)."""
+
+    all: tuple[Expr, ...] = Field(min_length=1)
+
+
+class AnyOf(_Frozen):
+    """True when at least one part is true (Kleene disjunction)."""
+
+    any: tuple[Expr, ...] = Field(min_length=1)
+
+
+class Not(_Frozen):
+    """Negation; unknown stays unknown."""
+
+    not_: Expr = Field(alias="not")
+
+
+def _expr_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("all", "any", "not"):
+            if key in value:
+                return key
+        return "compare"
+    tags: dict[type[BaseModel], str] = {All: "all", AnyOf: "any", Not: "not"}
+    return tags.get(type(value), "compare")
+
+
+Expr = Annotated[
+    Annotated[All, Tag("all")]
+    | Annotated[AnyOf, Tag("any")]
+    | Annotated[Not, Tag("not")]
+    | Annotated[Compare, Tag("compare")],
+    Discriminator(_expr_tag),
+]
+
+
+def referenced_questions(expr: Expr) -> tuple[str, ...]:
+    """Question ids an expression reads, in order of first appearance."""
+    seen: dict[str, None] = {}
+
+    def walk(node: Expr) -> None:
+        match node:
+            case Compare():
+                seen.setdefault(node.q, None)
+            case All():
+                for part in node.all:
+                    walk(part)
+            case AnyOf():
+                for part in node.any:
+                    walk(part)
+            case Not():
+                walk(node.not_)
+
+    walk(expr)
+    return tuple(seen)
+
+
+# --- questions --------------------------------------------------------------------------------
+
+
+class Option(_Frozen):
+    """One choice of a single-choice question."""
+
+    id: str
+    text: Text
+
+
+class Bounds(_Frozen):
+    """Plausibility bounds in the question's canonical unit.
+
+    Outside ``min``/``max`` a value is impossible and refused; outside ``soft_min``/``soft_max``
+    it is possible but unusual and the coordinator is asked to confirm it.
+    """
+
+    min: Decimal | None = None
+    max: Decimal | None = None
+    soft_min: Decimal | None = None
+    soft_max: Decimal | None = None
+
+
+class _QuestionBase(_Frozen):
+    id: str = Field(pattern=_ID_PATTERN)
+    text: Text
+    short: Text | None = None
+    help: Text | None = None
+    relevant_if: Expr | None = None
+
+    @property
+    def label(self) -> Text:
+        """A short name for hints and summaries ("LVEF"); the id when none is given."""
+        return self.short or Text(en=self.id)
+
+
+class YesNoQuestion(_QuestionBase):
+    """A yes/no question: one tap."""
+
+    kind: Literal["yes_no"]
+
+
+class ChoiceQuestion(_QuestionBase):
+    """A single-choice question: one tap."""
+
+    kind: Literal["choice"]
+    options: tuple[Option, ...] = Field(min_length=2)
+
+
+class NumberQuestion(_QuestionBase):
+    """A number with a fixed unit (``years``, ``%``)."""
+
+    kind: Literal["number"]
+    unit: Literal["years", "%"]
+    bounds: Bounds = Bounds()
+
+
+class LabQuestion(_QuestionBase):
+    """A laboratory value typed as printed, converted to the analyte's canonical unit.
+
+    ``uln: true`` asks also for the laboratory's upper limit of normal (or accepts a direct
+    multiple such as ``1.8× ULN``) because a criterion compares the value with a multiple of ULN.
+    """
+
+    kind: Literal["lab"]
+    analyte: str
+    uln: bool = False
+    bounds: Bounds | None = None
+
+
+Question = Annotated[
+    YesNoQuestion | ChoiceQuestion | NumberQuestion | LabQuestion, Field(discriminator="kind")
+]
+
+
+# --- criteria and protocol --------------------------------------------------------------------
+
+
+class Criterion(_Frozen):
+    """One eligibility criterion, with its number and wording exactly as in the protocol.
+
+    For an inclusion criterion the rule says what must hold; for an exclusion criterion it says
+    what excludes. ``applies_if`` makes the criterion not applicable when false (e.g. pregnancy
+    testing for a woman of childbearing potential). ``overridable`` criteria are left to the
+    investigator's decision instead of excluding the subject.
+    """
+
+    id: str
+    number: str
+    type: Literal["inclusion", "exclusion"]
+    text: Text
+    rule: Expr
+    applies_if: Expr | None = None
+    overridable: bool = False
+    override_note: Text | None = None
+
+
+class Protocol(_Frozen):
+    """A trial's eligibility screen."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    version: str
+    registry: str | None = None
+    title: Text
+    summary: Text | None = None
+    questions: tuple[Question, ...] = Field(min_length=1)
+    criteria: tuple[Criterion, ...] = Field(min_length=1)
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 over the canonical JSON of the validated content (formatting-independent)."""
+        canonical = json.dumps(
+            self.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @cached_property
+    def questions_by_id(self) -> dict[str, Question]:
+        """Questions keyed by id (the first, if an id is repeated: ``check`` reports it)."""
+        by_id: dict[str, Question] = {}
+        for q in self.questions:
+            by_id.setdefault(q.id, q)
+        return by_id
+
+    @cached_property
+    def question_index(self) -> dict[str, int]:
+        """The position of each question in asking order (the first, if an id is repeated)."""
+        index: dict[str, int] = {}
+        for i, q in enumerate(self.questions):
+            index.setdefault(q.id, i)
+        return index
+
+    @cached_property
+    def criteria_by_id(self) -> dict[str, Criterion]:
+        """Criteria keyed by id."""
+        return {c.id: c for c in self.criteria}
+
+    @cached_property
+    def criteria_of_question(self) -> dict[str, tuple[str, ...]]:
+        """The criteria each question serves (read by their rule or applicability)."""
+        served: dict[str, list[str]] = {q.id: [] for q in self.questions}
+        for criterion in self.criteria:
+            refs = referenced_questions(criterion.rule)
+            if criterion.applies_if is not None:
+                refs += referenced_questions(criterion.applies_if)
+            for qid in dict.fromkeys(refs):
+                served.setdefault(qid, []).append(criterion.id)
+        return {qid: tuple(ids) for qid, ids in served.items()}
+
+    @property
+    def label(self) -> str:
+        """``id v<version>`` for lists and logs."""
+        return f"{self.id} v{self.version}"
+
+
+All.model_rebuild()
+AnyOf.model_rebuild()
+Not.model_rebuild()

@@ -1,0 +1,189 @@
+"""Eligibility verdicts: each criterion's outcome and the screening's overall status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from flows.rules import Check, evaluate, truth
+from flows.schema import Criterion, Protocol
+from flows.values import AnswerValue
+
+
+class Outcome(StrEnum):
+    """Whether the subject meets a criterion (for exclusions: is free of the exclusion)."""
+
+    MET = "met"
+    NOT_MET = "not_met"
+    UNKNOWN = "unknown"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class Status(StrEnum):
+    """The screening's overall status."""
+
+    IN_PROGRESS = "in_progress"
+    INELIGIBLE = "ineligible"
+    NEEDS_REVIEW = "needs_review"
+    PENDING = "pending"
+    ELIGIBLE = "eligible"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An investigator's decision on an overridable criterion that is not met."""
+
+    criterion_id: str
+    approve: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionVerdict:
+    """One criterion's outcome with the comparisons behind it.
+
+    Attributes:
+        criterion_id: The criterion.
+        outcome: Met, not met, unknown or not applicable.
+        overridable: Whether an investigator may decide instead of excluding.
+        checks: Every comparison of the rule, in rule order.
+        against: The comparisons that made the criterion not met (or may, when unknown).
+        decision: The investigator's decision, for an overridable criterion that is not met.
+    """
+
+    criterion_id: str
+    outcome: Outcome
+    overridable: bool
+    checks: tuple[Check, ...]
+    against: tuple[Check, ...]
+    decision: Decision | None = None
+
+    @property
+    def passes(self) -> bool:
+        """Met, not applicable, or not met but approved by the investigator."""
+        if self.outcome in (Outcome.MET, Outcome.NOT_APPLICABLE):
+            return True
+        return (
+            self.outcome is Outcome.NOT_MET and self.decision is not None and self.decision.approve
+        )
+
+    @property
+    def excludes(self) -> bool:
+        """Not met, and either not overridable or rejected by the investigator."""
+        return (
+            self.outcome is Outcome.NOT_MET
+            and not self.passes
+            and (not self.overridable or self.decision is not None)
+        )
+
+    @property
+    def awaits_review(self) -> bool:
+        """Not met, overridable, and not decided yet."""
+        return self.outcome is Outcome.NOT_MET and self.overridable and self.decision is None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The overall status with every criterion's verdict, in protocol order."""
+
+    status: Status
+    criteria: tuple[CriterionVerdict, ...]
+
+    @property
+    def excluded_by(self) -> tuple[CriterionVerdict, ...]:
+        """Criteria that exclude the subject."""
+        return tuple(cv for cv in self.criteria if cv.excludes)
+
+    @property
+    def awaiting_review(self) -> tuple[CriterionVerdict, ...]:
+        """Overridable criteria not met and not yet decided by an investigator."""
+        return tuple(cv for cv in self.criteria if cv.awaits_review)
+
+    @property
+    def unknown(self) -> tuple[CriterionVerdict, ...]:
+        """Criteria that cannot be decided yet."""
+        return tuple(cv for cv in self.criteria if cv.outcome is Outcome.UNKNOWN)
+
+    def of(self, criterion_id: str) -> CriterionVerdict:
+        """The verdict of one criterion."""
+        return next(cv for cv in self.criteria if cv.criterion_id == criterion_id)
+
+
+def judge(
+    criterion: Criterion,
+    answers: Mapping[str, AnswerValue],
+    decision: Decision | None = None,
+) -> CriterionVerdict:
+    """Evaluate one criterion against the current answers.
+
+    Args:
+        criterion: The criterion.
+        answers: Current (not retired) answers by question id.
+        decision: The investigator's decision on it, if any.
+
+    Returns:
+        The criterion's verdict. A decision is kept only while the criterion is not met.
+    """
+    overridable = criterion.overridable
+    applies = truth(criterion.applies_if, answers)
+    if applies is False:
+        return CriterionVerdict(criterion.id, Outcome.NOT_APPLICABLE, overridable, (), ())
+    result, checks = evaluate(criterion.rule, answers)
+    inclusion = criterion.type == "inclusion"
+    # ``supports`` is relative to the rule; an exclusion rule being true is what fails.
+    bad = not inclusion
+    against = tuple(c for c in checks if c.supports is bad or c.supports is None)
+    if result is None or applies is None:
+        return CriterionVerdict(
+            criterion.id,
+            Outcome.UNKNOWN,
+            overridable,
+            checks,
+            tuple(c for c in against if c.result is None),
+        )
+    met = result if inclusion else not result
+    if met:
+        return CriterionVerdict(criterion.id, Outcome.MET, overridable, checks, ())
+    failing = tuple(c for c in against if c.supports is bad)
+    return CriterionVerdict(
+        criterion.id,
+        Outcome.NOT_MET,
+        overridable,
+        checks,
+        failing,
+        decision if overridable else None,
+    )
+
+
+def assess(
+    protocol: Protocol,
+    answers: Mapping[str, AnswerValue],
+    decisions: Mapping[str, Decision],
+    *,
+    complete: bool,
+) -> Verdict:
+    """Judge every criterion and derive the overall status.
+
+    Args:
+        protocol: The protocol.
+        answers: Current answers.
+        decisions: Investigator decisions by criterion id.
+        complete: Whether every relevant question has been asked.
+
+    Returns:
+        Ineligible as soon as a criterion excludes; otherwise in progress until complete;
+        then needs review, pending or eligible.
+    """
+    criteria = tuple(judge(c, answers, decisions.get(c.id)) for c in protocol.criteria)
+    if any(cv.excludes for cv in criteria):
+        status = Status.INELIGIBLE
+    elif not complete:
+        status = Status.IN_PROGRESS
+    elif any(cv.awaits_review for cv in criteria):
+        status = Status.NEEDS_REVIEW
+    elif any(cv.outcome is Outcome.UNKNOWN for cv in criteria):
+        status = Status.PENDING
+    else:
+        status = Status.ELIGIBLE
+    return Verdict(status, criteria)

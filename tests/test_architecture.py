@@ -1,0 +1,43 @@
+"""Dependency arrows: flows imports no Telegram and no database code."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN_IN_FLOWS = ("telegram", "sqlalchemy", "sqlmodel", "alembic", "psycopg", "storage", "bot")
+
+
+def imported_modules(package: str) -> set[str]:
+    modules: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules.add(node.module.split(".")[0])
+    return modules
+
+
+def test_flows_source_imports_no_io_layers() -> None:
+    assert imported_modules("flows").isdisjoint(FORBIDDEN_IN_FLOWS)
+
+
+def test_storage_does_not_import_the_bot() -> None:
+    assert "bot" not in imported_modules("storage")
+    assert "telegram" not in imported_modules("storage")
+
+
+def test_importing_flows_loads_no_io_layer() -> None:
+    code = (
+        "import sys, flows, flows.diagram, flows.checks\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {FORBIDDEN_IN_FLOWS!r}]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == ""
