@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -22,6 +23,22 @@ _ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Copy by re-validation.
+
+        Pydantic's copy duplicates the instance dictionary, cached properties included (a
+        copied protocol would keep the original's digest); validating anew recomputes them and
+        checks the update.
+        """
+        data = self.model_dump(by_alias=True)
+        data.update(
+            {
+                self.model_fields[k].alias or k if k in self.model_fields else k: v
+                for k, v in (update or {}).items()
+            }
+        )
+        return self.model_validate(data)
 
 
 # --- rule expressions -------------------------------------------------------------------------
