@@ -1,0 +1,258 @@
+"""An in-memory repository: the fake the tests use, with the same contract as the SQL one."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Literal
+
+from flows import AnswerRecorded, AnswerRetired, Protocol, ScreeningState, Step
+from flows.dialog import Event
+from storage.audit import GENESIS, next_link, step_events
+from storage.records import (
+    AnswerEntry,
+    AuditEntry,
+    CloseKind,
+    CodeTaken,
+    DuplicateUpdate,
+    Screening,
+    Staff,
+    StaleWrite,
+)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class InMemoryRepository:
+    """Keeps everything in dictionaries; a lock makes each method one atomic transaction."""
+
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._staff: dict[int, Staff] = {}
+        self._protocols: dict[str, Protocol] = {}
+        self._screenings: dict[int, Screening] = {}
+        self._answers: dict[int, list[AnswerEntry]] = {}
+        self._audit: dict[str, list[AuditEntry]] = {}
+        self._updates: set[int] = set()
+
+    # --- staff ---
+    def get_staff(self, telegram_id: int) -> Staff | None:
+        """See :class:`storage.repository.Repository`."""
+        return self._staff.get(telegram_id)
+
+    def save_staff(self, staff: Staff) -> Staff:
+        """See :class:`storage.repository.Repository`."""
+        with self._lock:
+            self._staff[staff.telegram_id] = staff
+        return staff
+
+    def list_staff(self) -> list[Staff]:
+        """See :class:`storage.repository.Repository`."""
+        return sorted(self._staff.values(), key=lambda s: (s.display_name, s.telegram_id))
+
+    # --- protocols ---
+    def save_protocol(self, protocol: Protocol) -> None:
+        """See :class:`storage.repository.Repository`."""
+        with self._lock:
+            self._protocols.setdefault(protocol.digest, protocol)
+
+    def load_protocol(self, digest: str) -> Protocol | None:
+        """See :class:`storage.repository.Repository`."""
+        return self._protocols.get(digest)
+
+    # --- screenings ---
+    def _claim_update(self, update_id: int | None) -> None:
+        if update_id is not None:
+            if update_id in self._updates:
+                raise DuplicateUpdate(update_id)
+            self._updates.add(update_id)
+
+    def _append_audit(
+        self, code: str, kind: str, payload: dict[str, object], actor: int | None, at: datetime
+    ) -> None:
+        chain = self._audit.setdefault(code, [])
+        prev = chain[-1].hash if chain else GENESIS
+        link = next_link(code, prev, len(chain) + 1, kind, dict(payload), actor, at)
+        chain.append(
+            AuditEntry(code, link.seq, kind, link.payload, actor, at, link.prev_hash, link.hash)
+        )
+
+    def create_screening(
+        self,
+        code: str,
+        protocol: Protocol,
+        state: ScreeningState,
+        *,
+        actor: int,
+        update_id: int | None = None,
+    ) -> Screening:
+        """See :class:`storage.repository.Repository`."""
+        with self._lock:
+            if any(s.code == code for s in self._screenings.values()):
+                raise CodeTaken(code)
+            self._claim_update(update_id)
+            self._protocols.setdefault(protocol.digest, protocol)
+            now = self._clock()
+            screening = Screening(
+                id=len(self._screenings) + 1,
+                code=code,
+                protocol_id=protocol.id,
+                protocol_version=protocol.version,
+                protocol_digest=protocol.digest,
+                status="in_progress",
+                state=state,
+                created_by=actor,
+                created_at=now,
+                updated_at=now,
+                row_version=1,
+            )
+            self._screenings[screening.id] = screening
+            self._answers[screening.id] = []
+            self._append_audit(
+                code,
+                "screening_started",
+                {
+                    "protocol": protocol.id,
+                    "version": protocol.version,
+                    "digest": protocol.digest,
+                    "outcome": {"at": state.at, "status": "in_progress", "excluded_by": []},
+                },
+                actor,
+                now,
+            )
+            return screening
+
+    def get_screening(self, screening_id: int) -> Screening | None:
+        """See :class:`storage.repository.Repository`."""
+        return self._screenings.get(screening_id)
+
+    def find_screening(self, code: str) -> Screening | None:
+        """See :class:`storage.repository.Repository`."""
+        return next((s for s in self._screenings.values() if s.code == code), None)
+
+    def unfinished(self, telegram_id: int, limit: int = 20) -> list[Screening]:
+        """See :class:`storage.repository.Repository`."""
+        mine = [
+            s for s in self._screenings.values() if s.created_by == telegram_id and s.unfinished
+        ]
+        return sorted(mine, key=lambda s: (s.updated_at, s.id), reverse=True)[:limit]
+
+    def needing_review(self, limit: int = 50) -> list[Screening]:
+        """See :class:`storage.repository.Repository`."""
+        waiting = [
+            s for s in self._screenings.values() if s.status == "needs_review" and s.unfinished
+        ]
+        return sorted(waiting, key=lambda s: (s.updated_at, s.id))[:limit]
+
+    def in_range(self, start: datetime, end: datetime) -> Iterator[Screening]:
+        """See :class:`storage.repository.Repository`."""
+        found = [s for s in self._screenings.values() if start <= s.created_at < end]
+        yield from sorted(found, key=lambda s: (s.created_at, s.id))
+
+    def _check_version(self, screening: Screening) -> Screening:
+        current = self._screenings[screening.id]
+        if current.row_version != screening.row_version:
+            raise StaleWrite(
+                f"screening {screening.code} changed (version "
+                f"{current.row_version}, write based on {screening.row_version})"
+            )
+        return current
+
+    def record_step(
+        self,
+        screening: Screening,
+        event: Event,
+        result: Step,
+        *,
+        actor: int,
+        raw_text: str | None = None,
+        reason: str | None = None,
+        update_id: int | None = None,
+    ) -> Screening:
+        """See :class:`storage.repository.Repository`."""
+        with self._lock:
+            current = self._check_version(screening)
+            self._claim_update(update_id)
+            now = self._clock()
+            history = self._answers[screening.id]
+            for change in result.changes:
+                if isinstance(change, AnswerRecorded | AnswerRetired):
+                    status: Literal["superseded", "retired"] = (
+                        "superseded" if isinstance(change, AnswerRecorded) else "retired"
+                    )
+                    for i, entry in enumerate(history):
+                        if entry.question_id == change.question_id and entry.status == "active":
+                            history[i] = replace(
+                                entry, status=status, changed_at=now, change_reason=reason
+                            )
+                if isinstance(change, AnswerRecorded):
+                    history.append(
+                        AnswerEntry(
+                            change.question_id, raw_text, change.value, actor, now, "active"
+                        )
+                    )
+            for kind, payload in step_events(event, result, raw_text, reason):
+                self._append_audit(current.code, kind, payload, actor, now)
+            updated = replace(
+                current,
+                state=result.state,
+                status=result.verdict.status.value,
+                updated_at=now,
+                row_version=current.row_version + 1,
+            )
+            self._screenings[screening.id] = updated
+            return updated
+
+    def close(
+        self,
+        screening: Screening,
+        kind: CloseKind,
+        *,
+        actor: int,
+        reason: str | None = None,
+        update_id: int | None = None,
+    ) -> Screening:
+        """See :class:`storage.repository.Repository`."""
+        with self._lock:
+            current = self._check_version(screening)
+            self._claim_update(update_id)
+            now = self._clock()
+            status = "cancelled" if kind == "cancelled" else current.status
+            self._append_audit(
+                current.code, f"screening_{kind}", {"reason": reason, "status": status}, actor, now
+            )
+            updated = replace(
+                current,
+                status=status,
+                closed_at=now,
+                close_kind=kind,
+                close_reason=reason,
+                closed_by=actor,
+                updated_at=now,
+                row_version=current.row_version + 1,
+            )
+            self._screenings[screening.id] = updated
+            return updated
+
+    # --- history ---
+    def answers(self, screening_id: int) -> list[AnswerEntry]:
+        """See :class:`storage.repository.Repository`."""
+        return list(self._answers.get(screening_id, []))
+
+    def audit_events(self, code: str) -> list[AuditEntry]:
+        """See :class:`storage.repository.Repository`."""
+        return list(self._audit.get(code, []))
+
+    def audited_codes(self) -> list[str]:
+        """See :class:`storage.repository.Repository`."""
+        return sorted(self._audit)
+
+    def seen_update(self, update_id: int) -> bool:
+        """See :class:`storage.repository.Repository`."""
+        return update_id in self._updates

@@ -1,0 +1,110 @@
+"""What the repositories hand out: frozen records, independent of how rows are stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from flows import AnswerValue, ScreeningState
+
+
+class Role(StrEnum):
+    """What a staff member may do."""
+
+    COORDINATOR = "coordinator"
+    INVESTIGATOR = "investigator"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """An authorised user, identified by Telegram user id."""
+
+    telegram_id: int
+    display_name: str
+    role: Role
+    active: bool = True
+    site: str | None = None
+
+
+CloseKind = Literal["signed", "cancelled", "exclusion_confirmed"]
+
+CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """A screening as stored: its protocol version, dialog state and life cycle.
+
+    ``status`` is the verdict status (``in_progress``, ``ineligible``, ``needs_review``,
+    ``pending``, ``eligible``) or ``cancelled``. A screening is unfinished until it is closed
+    (signed, cancelled, or its exclusion confirmed). ``row_version`` increases with every write:
+    a write based on an older version is refused.
+    """
+
+    id: int
+    code: str
+    protocol_id: str
+    protocol_version: str
+    protocol_digest: str
+    status: str
+    state: ScreeningState
+    created_by: int
+    created_at: datetime
+    updated_at: datetime
+    row_version: int
+    closed_at: datetime | None = None
+    close_kind: CloseKind | None = None
+    close_reason: str | None = None
+    closed_by: int | None = None
+
+    @property
+    def unfinished(self) -> bool:
+        """Open for more answers, corrections or decisions."""
+        return self.closed_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerEntry:
+    """One answer as given, including superseded and retired ones (the full history)."""
+
+    question_id: str
+    raw_text: str | None
+    value: AnswerValue
+    given_by: int
+    given_at: datetime
+    status: Literal["active", "superseded", "retired"]
+    changed_at: datetime | None = None
+    change_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One append-only audit event, chained to the previous one of its screening."""
+
+    screening_code: str
+    seq: int
+    kind: str
+    payload: dict[str, Any] = field(hash=False)
+    actor: int | None
+    at: datetime
+    prev_hash: str
+    hash: str
+
+
+class StorageError(Exception):
+    """Base of the errors storage reports to its callers."""
+
+
+class StaleWrite(StorageError):
+    """The screening changed since it was read (another device or process wrote first)."""
+
+
+class DuplicateUpdate(StorageError):
+    """This Telegram update was already processed; nothing was written."""
+
+
+class CodeTaken(StorageError):
+    """A screening with this code exists already."""

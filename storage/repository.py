@@ -1,0 +1,133 @@
+"""The repository port: everything the bot and the console need from storage.
+
+Two implementations satisfy it and pass the same contract tests: :class:`storage.sql.SqlRepository`
+(SQLite or PostgreSQL) and :class:`storage.memory.InMemoryRepository` (a fake for tests).
+Each method is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Protocol as Interface
+
+from flows import Protocol, ScreeningState, Step
+from flows.dialog import Event
+from storage.records import AnswerEntry, AuditEntry, CloseKind, Screening, Staff
+
+
+class Repository(Interface):
+    """Storage of staff, protocol versions, screenings, answers and the audit trail."""
+
+    # --- staff ---
+    def get_staff(self, telegram_id: int) -> Staff | None:
+        """The staff member with this Telegram id, active or not."""
+        ...
+
+    def save_staff(self, staff: Staff) -> Staff:
+        """Add or change a staff member."""
+        ...
+
+    def list_staff(self) -> list[Staff]:
+        """Every staff member, by name."""
+        ...
+
+    # --- protocol versions ---
+    def save_protocol(self, protocol: Protocol) -> None:
+        """Keep a protocol version by its content hash (idempotent)."""
+        ...
+
+    def load_protocol(self, digest: str) -> Protocol | None:
+        """A stored protocol version by content hash."""
+        ...
+
+    # --- screenings ---
+    def create_screening(
+        self,
+        code: str,
+        protocol: Protocol,
+        state: ScreeningState,
+        *,
+        actor: int,
+        update_id: int | None = None,
+    ) -> Screening:
+        """Start a screening and record its first audit event.
+
+        Raises:
+            CodeTaken: The code is in use.
+            DuplicateUpdate: ``update_id`` was processed before.
+        """
+        ...
+
+    def get_screening(self, screening_id: int) -> Screening | None:
+        """A screening by id."""
+        ...
+
+    def find_screening(self, code: str) -> Screening | None:
+        """A screening by its code."""
+        ...
+
+    def unfinished(self, telegram_id: int, limit: int = 20) -> list[Screening]:
+        """A staff member's unfinished screenings, most recent activity first."""
+        ...
+
+    def needing_review(self, limit: int = 50) -> list[Screening]:
+        """Unfinished screenings awaiting an investigator's decision, oldest first."""
+        ...
+
+    def in_range(self, start: datetime, end: datetime) -> Iterator[Screening]:
+        """Screenings created in ``[start, end)``, oldest first, streamed."""
+        ...
+
+    def record_step(
+        self,
+        screening: Screening,
+        event: Event,
+        result: Step,
+        *,
+        actor: int,
+        raw_text: str | None = None,
+        reason: str | None = None,
+        update_id: int | None = None,
+    ) -> Screening:
+        """Write a step's answers, decisions, new state and audit events in one transaction.
+
+        Raises:
+            StaleWrite: The screening changed since ``screening`` was read.
+            DuplicateUpdate: ``update_id`` was processed before; nothing is written.
+        """
+        ...
+
+    def close(
+        self,
+        screening: Screening,
+        kind: CloseKind,
+        *,
+        actor: int,
+        reason: str | None = None,
+        update_id: int | None = None,
+    ) -> Screening:
+        """Sign, cancel or confirm the exclusion of a screening.
+
+        Raises:
+            StaleWrite: The screening changed since it was read.
+            DuplicateUpdate: ``update_id`` was processed before.
+        """
+        ...
+
+    # --- history ---
+    def answers(self, screening_id: int) -> list[AnswerEntry]:
+        """Every answer ever given in a screening, in the order given."""
+        ...
+
+    def audit_events(self, code: str) -> list[AuditEntry]:
+        """A screening's audit events in sequence order."""
+        ...
+
+    def audited_codes(self) -> list[str]:
+        """Codes of every screening with audit events."""
+        ...
+
+    def seen_update(self, update_id: int) -> bool:
+        """Whether a Telegram update was processed."""
+        ...

@@ -1,0 +1,258 @@
+"""One contract for every repository: the in-memory fake, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from flows import (
+    Answer,
+    Decide,
+    Decision,
+    GoBack,
+    Protocol,
+    ScreeningState,
+    Status,
+    start,
+    step,
+)
+from storage.audit import verify_entries
+from storage.records import CodeTaken, DuplicateUpdate, Role, Screening, Staff, StaleWrite
+from storage.repository import Repository
+from tests.flows_helpers import ELIGIBLE_WOMAN, parsed
+
+ALICE = 1001
+BOB = 1002
+
+
+def begin(
+    repo: Repository,
+    seed: Protocol,
+    code: str = "S-001",
+    actor: int = ALICE,
+    update_id: int | None = None,
+) -> Screening:
+    return repo.create_screening(code, seed, start(seed), actor=actor, update_id=update_id)
+
+
+def answer(
+    repo: Repository,
+    seed: Protocol,
+    screening: Screening,
+    text: str | None = None,
+    *,
+    update_id: int | None = None,
+    reason: str | None = None,
+    actor: int = ALICE,
+) -> Screening:
+    qid = screening.state.at
+    raw = text if text is not None else ELIGIBLE_WOMAN[qid]
+    event = Answer(qid, parsed(seed, qid, raw).value)
+    result = step(seed, screening.state, event)
+    assert result.rejected is None
+    return repo.record_step(
+        screening, event, result, actor=actor, raw_text=raw, reason=reason, update_id=update_id
+    )
+
+
+def answer_all(
+    repo: Repository, seed: Protocol, screening: Screening, **overrides: str
+) -> Screening:
+    texts = {**ELIGIBLE_WOMAN, **overrides}
+    while not screening.state.finished:
+        screening = answer(repo, seed, screening, texts[screening.state.at])
+    return screening
+
+
+def same_state(a: ScreeningState, b: ScreeningState) -> None:
+    assert (a.at, dict(a.answers), dict(a.retired), dict(a.decisions), a.revisiting) == (
+        b.at,
+        dict(b.answers),
+        dict(b.retired),
+        dict(b.decisions),
+        b.revisiting,
+    )
+
+
+def test_staff(repo: Repository) -> None:
+    assert repo.get_staff(ALICE) is None
+    repo.save_staff(Staff(ALICE, "Alice", Role.COORDINATOR))
+    repo.save_staff(Staff(BOB, "Bob", Role.INVESTIGATOR, site="Ward 3"))
+    assert repo.get_staff(BOB) == Staff(BOB, "Bob", Role.INVESTIGATOR, True, "Ward 3")
+    repo.save_staff(Staff(ALICE, "Alice L.", Role.ADMIN, active=False))
+    assert repo.get_staff(ALICE) == Staff(ALICE, "Alice L.", Role.ADMIN, False)
+    assert [s.display_name for s in repo.list_staff()] == ["Alice L.", "Bob"]
+
+
+def test_protocol_versions_round_trip_by_hash(repo: Repository, seed: Protocol) -> None:
+    assert repo.load_protocol(seed.digest) is None
+    repo.save_protocol(seed)
+    repo.save_protocol(seed)  # idempotent
+    loaded = repo.load_protocol(seed.digest)
+    assert loaded == seed and loaded is not None and loaded.digest == seed.digest
+
+
+def test_create_and_find(repo: Repository, seed: Protocol) -> None:
+    created = begin(repo, seed)
+    assert created.status == "in_progress" and created.unfinished
+    assert created.protocol_digest == seed.digest
+    assert repo.load_protocol(seed.digest) == seed  # the version a screening uses is kept
+    found = repo.find_screening("S-001")
+    assert found is not None and found.id == created.id
+    same_state(found.state, start(seed))
+    assert repo.get_screening(created.id) == found
+    assert repo.find_screening("nope") is None
+    with pytest.raises(CodeTaken):
+        begin(repo, seed)
+
+
+def test_timestamps_are_aware_utc(repo: Repository, seed: Protocol) -> None:
+    s = answer(repo, seed, begin(repo, seed))
+    for moment in (
+        s.created_at,
+        s.updated_at,
+        repo.answers(s.id)[0].given_at,
+        repo.audit_events(s.code)[0].at,
+    ):
+        assert moment.tzinfo is not None and moment.utcoffset() == timedelta(0)
+
+
+def test_recording_answers_persists_the_state(repo: Repository, seed: Protocol) -> None:
+    s = begin(repo, seed)
+    for _ in range(5):
+        event = Answer(s.state.at, parsed(seed, s.state.at, ELIGIBLE_WOMAN[s.state.at]).value)
+        result = step(seed, s.state, event)
+        s = repo.record_step(s, event, result, actor=ALICE, raw_text=ELIGIBLE_WOMAN[s.state.at])
+        same_state(s.state, result.state)
+        reread = repo.get_screening(s.id)
+        assert reread is not None
+        same_state(reread.state, result.state)
+    assert s.state.at == "peripheral_blasts" and s.row_version == 6
+    history = repo.answers(s.id)
+    assert [(a.question_id, a.raw_text, a.status) for a in history][:2] == [
+        ("consent_signed", "yes", "active"),
+        ("willing_to_comply", "yes", "active"),
+    ]
+
+
+def test_complete_screening_and_statuses(repo: Repository, seed: Protocol) -> None:
+    eligible = answer_all(repo, seed, begin(repo, seed, "S-1"))
+    assert eligible.status == "eligible"
+    excluded = answer_all(repo, seed, begin(repo, seed, "S-2"), age="90")
+    assert excluded.status == "ineligible" and excluded.state.at == "excluded"
+    review = answer_all(repo, seed, begin(repo, seed, "S-3"), anc="0.5")
+    assert review.status == "needs_review"
+    assert [s.code for s in repo.needing_review()] == ["S-3"]
+
+
+def test_correction_supersedes_with_reason(repo: Repository, seed: Protocol) -> None:
+    s = answer_all(repo, seed, begin(repo, seed))
+    event = GoBack("age")
+    s = repo.record_step(s, event, step(seed, s.state, event), actor=ALICE)
+    s = answer(repo, seed, s, "46", reason="transcription error: 45 was the previous visit")
+    assert s.state.at == "eligible"
+    ages = [a for a in repo.answers(s.id) if a.question_id == "age"]
+    assert [(a.raw_text, a.status) for a in ages] == [("45", "superseded"), ("46", "active")]
+    assert ages[0].change_reason == "transcription error: 45 was the previous visit"
+    corrected = [e for e in repo.audit_events(s.code) if e.kind == "answer_corrected"]
+    assert corrected[0].payload["previous_normalised"] == "45 years"
+    assert corrected[0].payload["normalised"] == "46 years"
+    assert corrected[0].payload["reason"].startswith("transcription error")
+
+
+def test_retired_answers_are_kept(repo: Repository, seed: Protocol) -> None:
+    s = answer_all(repo, seed, begin(repo, seed))
+    event = GoBack("sex")
+    s = repo.record_step(s, event, step(seed, s.state, event), actor=ALICE)
+    s = answer(repo, seed, s, "male", reason="wrong subject sheet")
+    assert set(s.state.retired) == {"childbearing_potential", "pregnancy_test"}
+    statuses = {a.question_id: a.status for a in repo.answers(s.id)}
+    assert statuses["pregnancy_test"] == "retired"
+    assert any(e.kind == "answer_retired" for e in repo.audit_events(s.code))
+
+
+def test_decisions(repo: Repository, seed: Protocol) -> None:
+    s = answer_all(repo, seed, begin(repo, seed), platelets="60")
+    event = Decide(Decision("I8.2", True, "collection feasible"))
+    s = repo.record_step(s, event, step(seed, s.state, event), actor=BOB)
+    assert s.status == "eligible"
+    assert s.state.decisions["I8.2"] == Decision("I8.2", True, "collection feasible")
+    back = GoBack("platelets")
+    s = repo.record_step(s, back, step(seed, s.state, back), actor=ALICE)
+    s = answer(repo, seed, s, "40", reason="lab re-run")
+    assert s.status == "needs_review" and s.state.decisions == {}
+
+
+def test_stale_write_is_refused_and_writes_nothing(repo: Repository, seed: Protocol) -> None:
+    s = begin(repo, seed)
+    newer = answer(repo, seed, s)
+    events = len(repo.audit_events(s.code))
+    with pytest.raises(StaleWrite):
+        answer(repo, seed, s, "no")  # based on the version before ``newer``
+    assert len(repo.audit_events(s.code)) == events
+    assert repo.get_screening(s.id) == newer
+
+
+def test_duplicate_update_records_nothing(repo: Repository, seed: Protocol) -> None:
+    s = answer(repo, seed, begin(repo, seed, update_id=10), update_id=11)
+    assert repo.seen_update(11) and not repo.seen_update(12)
+    with pytest.raises(DuplicateUpdate):
+        answer(repo, seed, s, update_id=11)
+    with pytest.raises(DuplicateUpdate):
+        begin(repo, seed, "S-OTHER", update_id=10)
+    assert repo.find_screening("S-OTHER") is None
+    assert len(repo.answers(s.id)) == 1
+
+
+def test_resume_list(repo: Repository, seed: Protocol) -> None:
+    a1 = begin(repo, seed, "A-1")
+    begin(repo, seed, "B-1", actor=BOB)
+    a2 = begin(repo, seed, "A-2")
+    answer(repo, seed, a1)  # most recent activity
+    done = answer_all(repo, seed, a2)
+    repo.close(
+        done, "signed", actor=ALICE, reason="I confirm these answers reflect the source documents"
+    )
+    assert [s.code for s in repo.unfinished(ALICE)] == ["A-1"]
+    assert [s.code for s in repo.unfinished(BOB)] == ["B-1"]
+    a3 = begin(repo, seed, "A-3")
+    assert [s.code for s in repo.unfinished(ALICE)] == ["A-3", "A-1"]
+    assert [s.code for s in repo.unfinished(ALICE, limit=1)] == [a3.code]
+
+
+def test_close(repo: Repository, seed: Protocol) -> None:
+    s = answer(repo, seed, begin(repo, seed))
+    closed = repo.close(s, "cancelled", actor=ALICE, reason="consent withdrawn")
+    assert closed.status == "cancelled" and not closed.unfinished
+    assert (closed.close_kind, closed.close_reason, closed.closed_by) == (
+        "cancelled",
+        "consent withdrawn",
+        ALICE,
+    )
+    with pytest.raises(StaleWrite):
+        repo.close(s, "signed", actor=ALICE)
+    assert repo.audit_events(s.code)[-1].kind == "screening_cancelled"
+
+
+def test_in_range(repo: Repository, seed: Protocol) -> None:
+    made = [begin(repo, seed, f"R-{i}") for i in range(5)]
+    start_at, end_at = made[1].created_at, made[4].created_at
+    assert [s.code for s in repo.in_range(start_at, end_at)] == ["R-1", "R-2", "R-3"]
+    far = datetime(2000, 1, 1, tzinfo=UTC)
+    assert list(repo.in_range(far, far + timedelta(days=1))) == []
+
+
+def test_audit_chain_verifies(repo: Repository, seed: Protocol) -> None:
+    s = answer_all(repo, seed, begin(repo, seed), age="12")
+    events = repo.audit_events(s.code)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[0].kind == "screening_started"
+    assert events[-1].payload["outcome"] == {
+        "at": "excluded",
+        "status": Status.INELIGIBLE.value,
+        "excluded_by": ["I3"],
+    }
+    report = verify_entries(s.code, events)
+    assert report.ok and report.checked == len(events) and report.head == events[-1].hash
+    assert repo.audited_codes() == [s.code]

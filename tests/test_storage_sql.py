@@ -1,0 +1,174 @@
+"""SQL-specific storage behaviour: migrations, tampering, concurrency, privacy."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+from sqlmodel import SQLModel
+
+from flows import Answer, Protocol, step
+from storage.audit import verify_entries
+from storage.db import SchemaOutdated, current_revision, ensure_schema, head_revision, upgrade
+from storage.records import StaleWrite
+from storage.sql import SqlRepository
+from tests.conftest import Clock
+from tests.test_repository_contract import ALICE, answer, answer_all, begin
+
+ENGINES = ["sqlite_engine", "postgres_engine"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    engine: Engine = request.getfixturevalue(request.param)
+    return engine
+
+
+def test_upgrade_from_empty_matches_the_models(engine: Engine) -> None:
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert diff == []
+
+
+def test_outdated_schema_is_refused_unless_upgrading(engine: Engine) -> None:
+    with pytest.raises(SchemaOutdated, match="prescreen db upgrade"):
+        ensure_schema(engine, auto_upgrade=False)
+    ensure_schema(engine, auto_upgrade=True)
+    ensure_schema(engine, auto_upgrade=False)  # now current: no error
+
+
+def test_no_column_can_hold_a_patient_identity(engine: Engine) -> None:
+    upgrade(engine)
+    columns = {
+        (t, c["name"])
+        for t in inspect(engine).get_table_names()
+        for c in inspect(engine).get_columns(t)
+    }
+    personal = [
+        tc
+        for tc in columns
+        if tc[0] != "staff_member"
+        and any(word in tc[1] for word in ("name", "birth", "dob", "patient", "phone", "address"))
+    ]
+    assert personal == []
+
+
+@pytest.fixture
+def sql_repo(engine: Engine, clock: Clock) -> SqlRepository:
+    upgrade(engine)
+    return SqlRepository(engine, clock)
+
+
+def tamper(engine: Engine, sql: str) -> None:
+    with engine.begin() as connection:
+        for statement in sql.split(";"):
+            connection.execute(text(statement))
+
+
+@pytest.mark.parametrize(
+    ("sql", "broken_at", "problem"),
+    [
+        ('UPDATE audit_event SET payload = \'{"question": "age"}\' WHERE seq = 3', 3, "altered"),
+        ("DELETE FROM audit_event WHERE seq = 4", 4, "missing"),
+        # renumbered to open a gap (in two steps: (code, seq) is unique)
+        (
+            "UPDATE audit_event SET seq = seq + 1000 WHERE seq >= 5;"
+            "UPDATE audit_event SET seq = seq - 999 WHERE seq >= 1000",
+            5,
+            "missing",
+        ),
+    ],
+)
+def test_tampering_is_detected(
+    sql_repo: SqlRepository, seed: Protocol, engine: Engine, sql: str, broken_at: int, problem: str
+) -> None:
+    s = answer_all(sql_repo, seed, begin(sql_repo, seed))
+    assert verify_entries(s.code, sql_repo.audit_events(s.code)).ok
+    tamper(engine, sql)
+    report = verify_entries(s.code, sql_repo.audit_events(s.code))
+    assert not report.ok
+    assert report.broken_at == broken_at
+    assert problem in (report.problem or "")
+
+
+def test_inserted_event_is_detected(
+    sql_repo: SqlRepository, seed: Protocol, engine: Engine
+) -> None:
+    s = answer_all(sql_repo, seed, begin(sql_repo, seed))
+    events = sql_repo.audit_events(s.code)
+    tamper(
+        engine,
+        "UPDATE audit_event SET seq = seq + 1000 WHERE seq >= 6;"
+        "UPDATE audit_event SET seq = seq - 999 WHERE seq >= 1000",
+    )
+    forged = events[5]
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_event (screening_code, seq, kind, payload, actor, at, "
+                "prev_hash, hash) VALUES (:c, 6, 'answer_recorded', '{}', 1, :at, :p, :h)"
+            ),
+            {
+                "c": s.code,
+                "at": forged.at.replace(tzinfo=None),
+                "p": forged.prev_hash,
+                "h": forged.hash,
+            },
+        )
+    report = verify_entries(s.code, sql_repo.audit_events(s.code))
+    assert not report.ok and report.broken_at == 6
+
+
+def test_concurrent_writers_one_wins_the_other_is_told(
+    sql_repo: SqlRepository, seed: Protocol, engine: Engine, clock: Clock
+) -> None:
+    """Two processes answer the same question of the same screening at the same moment."""
+    s = begin(sql_repo, seed)
+    other = SqlRepository(engine, clock)  # a second "process": its own repository
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def write(repo: SqlRepository, value: bool) -> Callable[[], None]:
+        def run() -> None:
+            event = Answer("consent_signed", value)
+            result = step(seed, s.state, event)
+            barrier.wait()
+            try:
+                repo.record_step(s, event, result, actor=ALICE)
+                outcomes.append("ok")
+            except StaleWrite:
+                outcomes.append("stale")
+
+        return run
+
+    threads = [
+        threading.Thread(target=write(sql_repo, True)),
+        threading.Thread(target=write(other, False)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ok", "stale"]
+    after = sql_repo.get_screening(s.id)
+    assert after is not None and after.row_version == 2
+    assert len(sql_repo.answers(s.id)) == 1
+    assert verify_entries(s.code, sql_repo.audit_events(s.code)).ok
+
+
+def test_a_screening_keeps_its_protocol_version(sql_repo: SqlRepository, seed: Protocol) -> None:
+    s = answer(sql_repo, seed, begin(sql_repo, seed))
+    newer = seed.model_copy(update={"version": "2.0"})
+    assert newer.digest != seed.digest
+    sql_repo.save_protocol(newer)
+    reread = sql_repo.get_screening(s.id)
+    assert reread is not None and reread.protocol_digest == seed.digest
+    assert sql_repo.load_protocol(reread.protocol_digest) == seed
+    assert sql_repo.load_protocol(newer.digest) == newer
