@@ -1,20 +1,43 @@
-"""The ``prescreen`` command line: protocol tools, the console screening, the bot."""
+"""The ``prescreen`` command line: protocol tools, database, audit, staff, console, the bot."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from bot.container import Container, build
+from bot.settings import load_settings
 from flows.diagram import mermaid
 from flows.loader import check_protocol_file
+from storage.audit import ChainReport, verify_entries
+from storage.db import current_revision, head_revision, make_engine, upgrade
+from storage.records import Role, Staff
 
 app = typer.Typer(help="Prescreen: pre-screen patients for clinical trials.", no_args_is_help=True)
 protocol_app = typer.Typer(help="Validate and inspect protocol files.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit trail checks.", no_args_is_help=True)
+staff_app = typer.Typer(help="Authorised staff and their roles.", no_args_is_help=True)
 app.add_typer(protocol_app, name="protocol")
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(staff_app, name="staff")
 
 FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Protocol YAML file.")]
+
+
+def _container() -> Container:
+    try:
+        return build(load_settings())
+    except Exception as exc:  # a clear message instead of a traceback for set-up problems
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+# --- protocol ---------------------------------------------------------------------------------
 
 
 @protocol_app.command("check")
@@ -40,6 +63,128 @@ def protocol_diagram(file: FileArg) -> None:
             typer.echo(f"{file}: {finding}", err=True)
         raise typer.Exit(1)
     typer.echo(mermaid(protocol))
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database named by the settings to the newest schema."""
+    engine = make_engine(load_settings().database_url)
+    upgrade(engine)
+    typer.echo(f"database at revision {current_revision(engine)}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show the database's schema revision and the newest one."""
+    engine = make_engine(load_settings().database_url)
+    typer.echo(f"database: {current_revision(engine) or 'empty'}; newest: {head_revision()}")
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def _report(report: ChainReport) -> bool:
+    if report.ok:
+        typer.echo(f"{report.code}: OK, {report.checked} events, head {report.head}")
+    else:
+        typer.echo(
+            f"{report.code}: BROKEN at event {report.broken_at}: {report.problem} "
+            f"({report.checked} events verified before it)"
+        )
+    return report.ok
+
+
+@audit_app.command("verify")
+def audit_verify(
+    code: Annotated[str | None, typer.Argument(help="Screening code; all when omitted.")] = None,
+) -> None:
+    """Recompute the audit hash chain(s) and report the first broken link."""
+    container = _container()
+    codes = [code] if code else container.repo.audited_codes()
+    results = [_report(verify_entries(c, container.repo.audit_events(c))) for c in codes]
+    if code and not container.repo.audit_events(code):
+        typer.echo(f"{code}: no audit events (unknown screening?)")
+        raise typer.Exit(1)
+    if not all(results):
+        raise typer.Exit(1)
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+
+@staff_app.command("add")
+def staff_add(
+    telegram_id: int,
+    name: Annotated[str, typer.Argument(help="Display name of the staff member.")],
+    role: Annotated[
+        Role, typer.Option(help="coordinator, investigator or admin.")
+    ] = Role.COORDINATOR,
+    site: Annotated[str | None, typer.Option(help="Site, when screenings are per site.")] = None,
+) -> None:
+    """Authorise a staff member, or change one's name, role or site."""
+    saved = _container().repo.save_staff(Staff(telegram_id, name, role, True, site))
+    typer.echo(f"{saved.telegram_id} {saved.display_name}: {saved.role.value}, active")
+
+
+@staff_app.command("remove")
+def staff_remove(telegram_id: int) -> None:
+    """Withdraw a staff member's access (the record is kept for the audit trail)."""
+    repo = _container().repo
+    staff = repo.get_staff(telegram_id)
+    if staff is None:
+        typer.echo(f"{telegram_id}: not a staff member", err=True)
+        raise typer.Exit(1)
+    repo.save_staff(Staff(staff.telegram_id, staff.display_name, staff.role, False, staff.site))
+    typer.echo(f"{telegram_id} {staff.display_name}: access withdrawn")
+
+
+@staff_app.command("list")
+def staff_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List staff members."""
+    staff = _container().repo.list_staff()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "telegram_id": s.telegram_id,
+                        "name": s.display_name,
+                        "role": s.role.value,
+                        "active": s.active,
+                        "site": s.site,
+                    }
+                    for s in staff
+                ]
+            )
+        )
+        return
+    for s in staff:
+        typer.echo(
+            f"{s.telegram_id}\t{s.display_name}\t{s.role.value}\t"
+            f"{'active' if s.active else 'removed'}\t{s.site or ''}"
+        )
+
+
+# --- console ----------------------------------------------------------------------------------
+
+
+@app.command("console")
+def console(lang: Annotated[str, typer.Option(help="en or zh")] = "en") -> None:
+    """Run a screening in the terminal with the bot's engine and storage (no Telegram)."""
+    from bot.console import Console
+    from bot.service import ScreeningService
+    from flows.text import as_lang
+
+    container = _container()
+    settings = container.settings
+    actor = settings.console_user_id
+    if container.repo.get_staff(actor) is None:
+        container.repo.save_staff(Staff(actor, "Console user", Role.COORDINATOR))
+    service = ScreeningService(container.repo, container.catalog, settings.code_pattern)
+    Console(service, actor, as_lang(lang)).run()
 
 
 def main() -> None:

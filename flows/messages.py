@@ -97,6 +97,27 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
         "en": "Criterion {criterion} does not await an investigator's decision.",
         "zh": "标准 {criterion} 无需研究者裁定。",
     },
+    "code_invalid": {
+        "en": "That screening code is not valid: it must match {pattern} and contain a digit. "
+        "Never use the patient's name or initials: use the screening code only.",
+        "zh": "筛选编号无效：须符合 {pattern} 且包含数字。请勿使用患者姓名或缩写，只使用筛选编号。",
+    },
+    "code_taken": {
+        "en": "Screening code {code} is already in use.",
+        "zh": "筛选编号 {code} 已被使用。",
+    },
+    "already_closed": {
+        "en": "Screening {code} is already closed.",
+        "zh": "筛选 {code} 已关闭。",
+    },
+    "cannot_sign": {
+        "en": "Only a finished screening that is not excluded can be signed.",
+        "zh": "只有已完成且未被排除的筛选才能签署。",
+    },
+    "not_excluded": {
+        "en": "This screening has not excluded the patient.",
+        "zh": "该筛选未排除该患者。",
+    },
 }
 
 

@@ -1,0 +1,204 @@
+"""``prescreen console``: a screening in the terminal, with the bot's engine and storage.
+
+Anyone can try the dialog without Telegram; answers are stored exactly as the bot stores them,
+so a screening started here can be resumed here (or in Telegram) later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.service import (
+    AlreadyProcessed,
+    ConfirmFirst,
+    Conflict,
+    Reask,
+    Recorded,
+    Refused,
+    ScreeningService,
+)
+from flows import Protocol, current_question, progress, verdict_of
+from flows.messages import render
+from flows.render import STATUS_LABEL, outcome_text, question_text, summary
+from flows.schema import ChoiceQuestion, YesNoQuestion
+from flows.text import Lang
+from storage.records import Screening
+
+HELP = """Commands:
+  /new CODE            start a screening          /resume N     resume unfinished screening N
+  /back QUESTION_ID    change an earlier answer   /status       where the screening stands
+  /complete            answer pending questions   /decide CRITERION approve|reject REASON
+  /confirm             confirm an exclusion       /sign         sign an eligible screening
+  /cancel REASON       abandon the screening      /quit         leave (the screening is kept)
+Anything else answers the current question; 'unknown' is always accepted."""
+
+SIGN_MEANING = "I confirm these answers reflect the source documents."
+
+
+class Console:
+    """A line-oriented screening session."""
+
+    def __init__(
+        self,
+        service: ScreeningService,
+        actor: int,
+        lang: Lang = "en",
+        read: Callable[[str], str] = input,
+        write: Callable[[str], None] = print,
+    ) -> None:
+        self.service = service
+        self.actor = actor
+        self.lang: Lang = lang
+        self.read = read
+        self.write = write
+        self.screening: Screening | None = None
+
+    # --- display ---
+    def _protocol(self) -> Protocol:
+        assert self.screening is not None
+        return self.service.protocol_for(self.screening)
+
+    def show(self) -> None:
+        """Print the current question, or the outcome when the dialog is finished."""
+        if self.screening is None:
+            return
+        protocol, state = self._protocol(), self.screening.state
+        question = current_question(protocol, state)
+        if question is not None:
+            self.write(question_text(protocol, state, self.lang))
+            if isinstance(question, YesNoQuestion):
+                self.write("  [yes / no / unknown]")
+            elif isinstance(question, ChoiceQuestion):
+                options = " / ".join(
+                    f"{i}) {o.text.get(self.lang)}" for i, o in enumerate(question.options, 1)
+                )
+                self.write(f"  [{options} / unknown]")
+            return
+        verdict = verdict_of(protocol, state)
+        self.write(outcome_text(protocol, state, verdict, self.lang))
+        self.write(summary(protocol, verdict, self.lang))
+
+    def list_unfinished(self) -> list[Screening]:
+        """Print the actor's unfinished screenings, numbered for ``/resume N``."""
+        found = self.service.repo.unfinished(self.actor)
+        for i, s in enumerate(found, 1):
+            protocol = self.service.protocol_for(s)
+            pos, total = progress(protocol, s.state)
+            self.write(
+                f"  {i}) {s.code} — {protocol.label} — {pos}/{total} — "
+                f"{STATUS_LABEL[verdict_of(protocol, s.state).status][self.lang]} — "
+                f"{s.updated_at:%Y-%m-%d %H:%M} UTC"
+            )
+        return found
+
+    # --- commands ---
+    def _outcome(self, outcome: object) -> None:
+        match outcome:
+            case Recorded(screening=screening, echo=echo):
+                self.screening = screening
+                if echo is not None:
+                    self.write(f"✔ {render(echo, self.lang)}")
+            case Refused(message=message):
+                self.write(f"✖ {render(message, self.lang)}")
+            case Conflict(screening=screening):
+                self.screening = screening
+                self.write("✖ The screening was changed elsewhere; here is where it stands now.")
+            case AlreadyProcessed():
+                pass
+            case Screening():
+                self.screening = outcome
+            case _:
+                self.write(f"✖ {outcome}")
+
+    def _answer(self, text: str) -> None:
+        assert self.screening is not None
+        outcome = self.service.answer_text(self.screening, text, actor=self.actor)
+        if isinstance(outcome, ConfirmFirst):
+            assert outcome.parsed.confirm is not None
+            reply = self.read(f"{render(outcome.parsed.confirm, self.lang)} [yes/no] ")
+            if reply.strip().lower() not in {"y", "yes", "是"}:
+                return
+            outcome = self.service.answer_text(
+                self.screening, text, actor=self.actor, confirmed=True
+            )
+        if isinstance(outcome, Reask):
+            self.write(f"✖ {render(outcome.hint, self.lang)}")
+            return
+        self._outcome(outcome)
+
+    def command(self, line: str) -> bool:
+        """Handle one line; return ``False`` to quit."""
+        word, _, rest = line.strip().partition(" ")
+        rest = rest.strip()
+        if word in {"/quit", "/exit"}:
+            return False
+        if word == "/help":
+            self.write(HELP)
+        elif word == "/new":
+            protocols = self.service.catalog.current()
+            created = self.service.begin(rest, protocols[0], actor=self.actor)
+            if isinstance(created, Screening):
+                self.screening = created
+            else:
+                self.write(f"✖ {render(created, self.lang)}")
+        elif word == "/resume":
+            found = self.service.repo.unfinished(self.actor)
+            if rest.isdigit() and 1 <= int(rest) <= len(found):
+                self.screening = found[int(rest) - 1]
+            else:
+                self.list_unfinished()
+        elif self.screening is None:
+            self.write("Start with /new CODE or /resume N (/help lists the commands).")
+        elif word == "/status":
+            pass
+        elif word == "/back":
+            self._outcome(self.service.go_back(self.screening, rest, actor=self.actor))
+        elif word == "/complete":
+            self._outcome(self.service.complete_pending(self.screening, actor=self.actor))
+        elif word == "/decide":
+            criterion, _, tail = rest.partition(" ")
+            verdict, _, why = tail.partition(" ")
+            self._outcome(
+                self.service.decide(
+                    self.screening,
+                    criterion,
+                    verdict == "approve",
+                    why or verdict,
+                    actor=self.actor,
+                )
+            )
+        elif word in {"/confirm", "/sign", "/cancel"}:
+            kind = {"/confirm": "exclusion_confirmed", "/sign": "signed", "/cancel": "cancelled"}[
+                word
+            ]
+            reason = SIGN_MEANING if word == "/sign" else rest or None
+            closed = self.service.close(
+                self.screening,
+                kind,  # type: ignore[arg-type]
+                actor=self.actor,
+                reason=reason,
+            )
+            self._outcome(closed)
+            if isinstance(closed, Screening):
+                self.write(f"Screening {closed.code} closed ({kind}).")
+                self.screening = None
+                return True
+        else:
+            self._answer(line)
+        self.show()
+        return True
+
+    def run(self) -> None:
+        """Read commands until ``/quit`` or end of input."""
+        self.write("Prescreen console — /help lists the commands.")
+        if self.list_unfinished():
+            self.write("Resume one with /resume N, or start with /new CODE.")
+        else:
+            self.write("Start with /new CODE.")
+        while True:
+            try:
+                line = self.read("> ")
+            except EOFError:
+                break
+            if line.strip() and not self.command(line):
+                break

@@ -1,0 +1,53 @@
+"""The composition root: builds the engine, repository and protocol catalog from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from bot.settings import Settings
+from flows import Catalog, load_catalog
+from flows.loader import BUNDLED_DIR
+from storage.db import ensure_schema, make_engine
+from storage.records import Role, Staff
+from storage.repository import Repository
+from storage.sql import SqlRepository
+
+
+@dataclass(frozen=True)
+class Container:
+    """Everything the bot, the console and the CLI need, wired once."""
+
+    settings: Settings
+    engine: Engine
+    repo: Repository
+    catalog: Catalog
+
+
+def build(settings: Settings) -> Container:
+    """Connect to the database, check its schema and load the protocols.
+
+    SQLite is migrated automatically (nothing to do by hand on a fresh machine); PostgreSQL
+    must be migrated with ``prescreen db upgrade`` and an outdated schema is refused. Every
+    loaded protocol version is stored so that screenings can always reload theirs; the admins
+    named in the settings are made staff.
+
+    Raises:
+        storage.db.SchemaOutdated: PostgreSQL schema behind the code.
+        flows.ProtocolError: A protocol file is invalid.
+    """
+    engine = make_engine(settings.database_url)
+    ensure_schema(engine, auto_upgrade=settings.is_sqlite)
+    directories = [BUNDLED_DIR]
+    if settings.protocols_dir is not None:
+        directories.append(settings.protocols_dir)
+    catalog = load_catalog(directories)
+    repo = SqlRepository(engine)
+    for protocol in catalog.protocols:
+        repo.save_protocol(protocol)
+    for admin_id in settings.admin_ids:
+        existing = repo.get_staff(admin_id)
+        if existing is None:
+            repo.save_staff(Staff(admin_id, f"Admin {admin_id}", Role.ADMIN))
+    return Container(settings, engine, repo, catalog)

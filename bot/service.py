@@ -1,0 +1,269 @@
+"""Use cases shared by the Telegram bot and the console: parse → step → store.
+
+No Telegram here: handlers translate updates into these calls and the outcomes into messages.
+Invalid input, outdated actions and conflicts are returned as values, never raised.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flows import (
+    Answer,
+    AnswerValue,
+    Catalog,
+    CompletePending,
+    Decide,
+    Decision,
+    GoBack,
+    Invalid,
+    Parsed,
+    Protocol,
+    Step,
+    current_question,
+    parse_answer,
+    start,
+    step,
+)
+from flows.dialog import EXCLUDED, Event
+from flows.messages import Message, msg
+from storage.records import CloseKind, CodeTaken, DuplicateUpdate, Screening, StaleWrite
+from storage.repository import Repository
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The event was stored; ``echo`` is the normalised answer to show back."""
+
+    screening: Screening
+    result: Step
+    echo: Message | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reask:
+    """The text could not be used: ask again with this hint."""
+
+    hint: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmFirst:
+    """The value is possible but unusual: confirm before it is recorded."""
+
+    question_id: str
+    parsed: Parsed
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The dialog did not accept the event (an outdated question, nothing pending…)."""
+
+    message: Message
+    screening: Screening
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Someone else changed the screening first; here it is as it stands now."""
+
+    screening: Screening
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyProcessed:
+    """This update was handled before; nothing was recorded again."""
+
+
+Outcome = Recorded | Reask | ConfirmFirst | Refused | Conflict | AlreadyProcessed
+
+_HAS_DIGIT = re.compile(r"\d")
+
+
+class ScreeningService:
+    """Screening use cases over a repository and the protocol catalog."""
+
+    def __init__(self, repo: Repository, catalog: Catalog, code_pattern: str) -> None:
+        self.repo = repo
+        self.catalog = catalog
+        self._code = re.compile(code_pattern)
+
+    def protocol_for(self, screening: Screening) -> Protocol:
+        """The protocol version the screening started with (stored, or bundled)."""
+        protocol = self.catalog.by_digest(screening.protocol_digest) or self.repo.load_protocol(
+            screening.protocol_digest
+        )
+        if protocol is None:
+            raise LookupError(f"protocol version {screening.protocol_digest} is not available")
+        return protocol
+
+    def check_code(self, code: str) -> Message | None:
+        """Refuse codes that do not match the pattern or could be a person's name."""
+        if not self._code.fullmatch(code) or not _HAS_DIGIT.search(code):
+            return msg("code_invalid", pattern=self._code.pattern)
+        return None
+
+    def begin(
+        self, code: str, protocol: Protocol, *, actor: int, update_id: int | None = None
+    ) -> Screening | Message:
+        """Start a screening, or say why not."""
+        code = code.strip()
+        problem = self.check_code(code)
+        if problem is not None:
+            return problem
+        try:
+            return self.repo.create_screening(
+                code, protocol, start(protocol), actor=actor, update_id=update_id
+            )
+        except CodeTaken:
+            return msg("code_taken", code=code)
+        except DuplicateUpdate:
+            found = self.repo.find_screening(code)
+            return found if found is not None else msg("code_taken", code=code)
+
+    def apply(
+        self,
+        screening: Screening,
+        event: Event,
+        *,
+        actor: int,
+        raw_text: str | None = None,
+        reason: str | None = None,
+        update_id: int | None = None,
+        echo: Message | None = None,
+    ) -> Outcome:
+        """Step the dialog and store the result in one transaction."""
+        protocol = self.protocol_for(screening)
+        result = step(protocol, screening.state, event)
+        if result.rejected is not None:
+            return Refused(result.rejected, screening)
+        try:
+            stored = self.repo.record_step(
+                screening,
+                event,
+                result,
+                actor=actor,
+                raw_text=raw_text,
+                reason=reason,
+                update_id=update_id,
+            )
+        except DuplicateUpdate:
+            return AlreadyProcessed()
+        except StaleWrite:
+            current = self.repo.get_screening(screening.id)
+            assert current is not None
+            return Conflict(current)
+        return Recorded(stored, result, echo)
+
+    def answer_text(
+        self,
+        screening: Screening,
+        text: str,
+        *,
+        actor: int,
+        confirmed: bool = False,
+        reason: str | None = None,
+        update_id: int | None = None,
+    ) -> Outcome:
+        """Answer the current question with typed text."""
+        protocol = self.protocol_for(screening)
+        question = current_question(protocol, screening.state)
+        if question is None:
+            return Refused(msg("not_answerable", state=screening.state.at), screening)
+        parsed = parse_answer(question, text)
+        if isinstance(parsed, Invalid):
+            return Reask(parsed.hint)
+        if parsed.confirm is not None and not confirmed:
+            return ConfirmFirst(question.id, parsed)
+        return self.apply(
+            screening,
+            Answer(question.id, parsed.value),
+            actor=actor,
+            raw_text=text,
+            reason=reason,
+            update_id=update_id,
+            echo=parsed.echo,
+        )
+
+    def answer_value(
+        self,
+        screening: Screening,
+        question_id: str,
+        value: AnswerValue,
+        raw_text: str,
+        *,
+        actor: int,
+        reason: str | None = None,
+        update_id: int | None = None,
+    ) -> Outcome:
+        """Answer with a value chosen from buttons (yes/no, an option, unknown)."""
+        return self.apply(
+            screening,
+            Answer(question_id, value),
+            actor=actor,
+            raw_text=raw_text,
+            reason=reason,
+            update_id=update_id,
+        )
+
+    def go_back(
+        self, screening: Screening, question_id: str, *, actor: int, update_id: int | None = None
+    ) -> Outcome:
+        """Return to an earlier question to change its answer."""
+        return self.apply(screening, GoBack(question_id), actor=actor, update_id=update_id)
+
+    def complete_pending(
+        self, screening: Screening, *, actor: int, update_id: int | None = None
+    ) -> Outcome:
+        """Ask again the questions answered "unknown"."""
+        return self.apply(screening, CompletePending(), actor=actor, update_id=update_id)
+
+    def decide(
+        self,
+        screening: Screening,
+        criterion_id: str,
+        approve: bool,
+        reason: str,
+        *,
+        actor: int,
+        update_id: int | None = None,
+    ) -> Outcome:
+        """Record an investigator's decision on an overridable criterion."""
+        return self.apply(
+            screening,
+            Decide(Decision(criterion_id, approve, reason)),
+            actor=actor,
+            reason=reason,
+            update_id=update_id,
+        )
+
+    def close(
+        self,
+        screening: Screening,
+        kind: CloseKind,
+        *,
+        actor: int,
+        reason: str | None = None,
+        update_id: int | None = None,
+    ) -> Screening | Outcome:
+        """Sign, cancel, or confirm the exclusion of a screening.
+
+        Only a finished screening that is not excluded can be signed; only an exclusion can be
+        confirmed; a closed screening cannot be closed again.
+        """
+        state = screening.state
+        if not screening.unfinished:
+            return Refused(msg("already_closed", code=screening.code), screening)
+        if kind == "signed" and (not state.finished or state.at == EXCLUDED):
+            return Refused(msg("cannot_sign"), screening)
+        if kind == "exclusion_confirmed" and state.at != EXCLUDED:
+            return Refused(msg("not_excluded"), screening)
+        try:
+            return self.repo.close(screening, kind, actor=actor, reason=reason, update_id=update_id)
+        except DuplicateUpdate:
+            return AlreadyProcessed()
+        except StaleWrite:
+            current = self.repo.get_screening(screening.id)
+            assert current is not None
+            return Conflict(current)

@@ -1,0 +1,56 @@
+"""Configuration: read once, from the environment and ``.env``, by :func:`load_settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$"
+
+
+class Settings(BaseSettings):
+    """Every setting of Prescreen; each is documented in ``.env.example`` and the README."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PRESCREEN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    bot_token: SecretStr | None = None
+    database_url: str = Field(
+        default="sqlite:///var/prescreen.sqlite3",
+        validation_alias=AliasChoices("PRESCREEN_DATABASE_URL", "DATABASE_URL"),
+    )
+    protocols_dir: Path | None = None
+    admin_ids: Annotated[list[int], NoDecode] = []
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    log_level: str = "INFO"
+    code_pattern: str = DEFAULT_CODE_PATTERN
+    timezone: str = "UTC"
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    console_user_id: int = 0
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is an SQLite file (migrated automatically at start)."""
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings (environment, then ``.env``), with explicit overrides on top."""
+    return Settings(**overrides)

@@ -1,0 +1,210 @@
+"""Text for people: questions, explanations and summaries, in English or Chinese.
+
+Pure functions over the engine's data, shared by the Telegram bot, the console and the exports
+so that every surface explains a verdict in the same words.
+"""
+
+from __future__ import annotations
+
+from flows.dialog import ScreeningState, current_question, progress
+from flows.rules import Check, format_actual
+from flows.schema import ChoiceQuestion, LabQuestion, NumberQuestion, Protocol
+from flows.text import Lang
+from flows.units import ANALYTES
+from flows.values import AnswerValue, Unknown
+from flows.verdict import CriterionVerdict, Outcome, Status, Verdict
+
+_OPERATORS = {"eq": "=", "ne": "≠", "in": "∈", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
+
+_WORDS: dict[str, dict[Lang, str]] = {
+    "question_of": {"en": "Question {pos} of {total}", "zh": "第 {pos}/{total} 题"},
+    "criterion": {"en": "Criterion", "zh": "标准"},
+    "criteria": {"en": "Criteria", "zh": "标准"},
+    "required": {"en": "required", "zh": "要求"},
+    "not_answered": {"en": "not answered", "zh": "未回答"},
+    "excluded": {
+        "en": "Not eligible: criterion {number} is not met.",
+        "zh": "不符合入组条件：未满足标准 {number}。",
+    },
+    "because": {"en": "Because", "zh": "原因"},
+    "review": {
+        "en": "Needs the investigator's decision on criterion {number}.",
+        "zh": "需研究者裁定标准 {number}。",
+    },
+    "pending": {
+        "en": "Pending: criterion {number} cannot be decided yet.",
+        "zh": "待定：标准 {number} 尚无法判断。",
+    },
+    "missing": {"en": "Missing", "zh": "缺少"},
+    "eligible": {"en": "Eligible: every criterion is met.", "zh": "符合入组条件：所有标准均满足。"},
+    "approved": {"en": "approved by the investigator", "zh": "研究者已批准"},
+    "rejected": {"en": "rejected by the investigator", "zh": "研究者已否决"},
+    "between": {
+        "en": "between {low} and {high} (inclusive)",
+        "zh": "介于 {low} 与 {high} 之间（含）",
+    },
+}
+
+STATUS_LABEL: dict[Status, dict[Lang, str]] = {
+    Status.IN_PROGRESS: {"en": "in progress", "zh": "进行中"},
+    Status.INELIGIBLE: {"en": "not eligible", "zh": "不符合"},
+    Status.NEEDS_REVIEW: {"en": "needs investigator review", "zh": "待研究者裁定"},
+    Status.PENDING: {"en": "pending results", "zh": "待结果"},
+    Status.ELIGIBLE: {"en": "eligible", "zh": "符合"},
+}
+
+_MARK = {
+    Outcome.MET: "✅",
+    Outcome.NOT_MET: "❌",
+    Outcome.UNKNOWN: "❓",
+    Outcome.NOT_APPLICABLE: "➖",
+}
+
+
+def word(key: str, lang: Lang, **params: object) -> str:
+    """One phrase of this module's vocabulary."""
+    return _WORDS[key][lang].format(**params)
+
+
+def question_label(protocol: Protocol, question_id: str, lang: Lang) -> str:
+    """A question's short label ("Creatinine")."""
+    question = protocol.questions_by_id.get(question_id)
+    return question.label.get(lang) if question else question_id
+
+
+def answer_text(protocol: Protocol, question_id: str, value: AnswerValue | None, lang: Lang) -> str:
+    """An answer as a coordinator would say it: option labels, yes/no, units."""
+    question = protocol.questions_by_id.get(question_id)
+    match value:
+        case None:
+            return word("not_answered", lang)
+        case Unknown():
+            return "未知 / 待定" if lang == "zh" else "unknown / pending"
+        case bool():
+            return ("是" if value else "否") if lang == "zh" else ("yes" if value else "no")
+        case str() if isinstance(question, ChoiceQuestion):
+            option = next((o for o in question.options if o.id == value), None)
+            return option.text.get(lang) if option else value
+    text = format_actual(value)
+    ratio = format_actual(value, "uln")
+    if ratio and text:
+        return f"{text} ({ratio})"
+    return ratio or text or "?"
+
+
+def _threshold(protocol: Protocol, check: Check, lang: Lang) -> str:
+    question = protocol.questions_by_id.get(check.question_id)
+    if check.operator == "between":
+        low, high = check.threshold.split("–")
+        return word("between", lang, low=low, high=high)
+    if (
+        check.operator in {"lt", "le", "gt", "ge"}
+        and isinstance(question, NumberQuestion)
+        and question.unit == "%"
+    ):
+        return f"{_OPERATORS[check.operator]} {check.threshold}%"
+    threshold = check.threshold
+    if isinstance(question, ChoiceQuestion):
+        labels = {o.id: o.text.get(lang) for o in question.options}
+        threshold = ", ".join(labels.get(t, t) for t in threshold.split(", "))
+    elif threshold in {"yes", "no"} and lang == "zh":
+        threshold = "是" if threshold == "yes" else "否"
+    suffix = ""
+    if check.of == "uln":
+        suffix = "× ULN"
+    elif isinstance(question, NumberQuestion):
+        suffix = "" if question.unit == "years" else f" {question.unit}"
+    elif isinstance(question, LabQuestion) and question.analyte in ANALYTES:
+        suffix = f" {ANALYTES[question.analyte].canonical}"
+    return f"{_OPERATORS.get(check.operator, check.operator)} {threshold}{suffix}"
+
+
+def describe_check(
+    protocol: Protocol, check: Check, answers: dict[str, AnswerValue] | None, lang: Lang
+) -> str:
+    """``Creatinine: 2.5 mg/dL … (2.08× ULN); required ≤ 2× ULN``."""
+    label = question_label(protocol, check.question_id, lang)
+    value = (answers or {}).get(check.question_id)
+    shown = (
+        answer_text(protocol, check.question_id, value, lang)
+        if answers is not None
+        else (check.actual or word("not_answered", lang))
+    )
+    return f"{label}: {shown}; {word('required', lang)} {_threshold(protocol, check, lang)}"
+
+
+def _reasons(
+    protocol: Protocol, cv: CriterionVerdict, answers: dict[str, AnswerValue], lang: Lang
+) -> list[str]:
+    return [f"  • {describe_check(protocol, c, answers, lang)}" for c in cv.against]
+
+
+def criterion_number(protocol: Protocol, criterion_id: str) -> str:
+    """The criterion's number as the protocol writes it."""
+    criterion = protocol.criteria_by_id.get(criterion_id)
+    return criterion.number if criterion else criterion_id
+
+
+def outcome_text(protocol: Protocol, state: ScreeningState, verdict: Verdict, lang: Lang) -> str:
+    """What the screening's outcome is and why: exclusion, review, pending or eligible."""
+    answers = dict(state.answers)
+    lines: list[str] = []
+    if verdict.status is Status.INELIGIBLE:
+        for cv in verdict.excluded_by:
+            criterion = protocol.criteria_by_id[cv.criterion_id]
+            lines.append(word("excluded", lang, number=criterion.number))
+            lines.append(f"“{criterion.text.get(lang)}”")
+            lines.append(f"{word('because', lang)}:")
+            lines += _reasons(protocol, cv, answers, lang)
+            if cv.decision is not None:
+                lines.append(f"  ({word('rejected', lang)}: {cv.decision.reason})")
+        return "\n".join(lines)
+    for cv in verdict.awaiting_review:
+        criterion = protocol.criteria_by_id[cv.criterion_id]
+        lines.append(word("review", lang, number=criterion.number))
+        lines += _reasons(protocol, cv, answers, lang)
+        if criterion.override_note:
+            lines.append(criterion.override_note.get(lang))
+    for cv in verdict.unknown:
+        lines.append(word("pending", lang, number=criterion_number(protocol, cv.criterion_id)))
+        missing = dict.fromkeys(c.question_id for c in cv.against)
+        lines.append(
+            f"  {word('missing', lang)}: "
+            + ", ".join(question_label(protocol, q, lang) for q in missing)
+        )
+    if not lines and verdict.status is Status.ELIGIBLE:
+        lines.append(word("eligible", lang))
+    return "\n".join(lines)
+
+
+def summary(protocol: Protocol, verdict: Verdict, lang: Lang) -> str:
+    """One line per criterion: mark, number and outcome (with any investigator decision)."""
+    lines = []
+    for cv in verdict.criteria:
+        number = criterion_number(protocol, cv.criterion_id)
+        line = f"{_MARK[cv.outcome]} {word('criterion', lang)} {number}"
+        if cv.decision is not None:
+            decided = word("approved" if cv.decision.approve else "rejected", lang)
+            line += f" — {decided}: {cv.decision.reason}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def question_text(protocol: Protocol, state: ScreeningState, lang: Lang) -> str:
+    """The current question with its position and the criteria it serves."""
+    question = current_question(protocol, state)
+    if question is None:
+        return ""
+    pos, total = progress(protocol, state)
+    served = [
+        criterion_number(protocol, c) for c in protocol.criteria_of_question.get(question.id, ())
+    ]
+    header = word("question_of", lang, pos=pos, total=total)
+    if served:
+        header += f" · {word('criteria' if len(served) > 1 else 'criterion', lang)} " + ", ".join(
+            served
+        )
+    lines = [header, question.text.get(lang)]
+    if question.help:
+        lines.append(f"ℹ️ {question.help.get(lang)}")
+    return "\n".join(lines)

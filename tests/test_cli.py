@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.settings import load_settings
+from storage.db import make_engine
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("PRESCREEN_DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    return url
+
+
+def test_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db/x")
+    monkeypatch.setenv("PRESCREEN_ADMIN_IDS", "11, 12")
+    settings = load_settings()
+    assert settings.database_url == "postgresql://db/x" and not settings.is_sqlite
+    assert settings.admin_ids == [11, 12]
+    assert settings.bot_token is None
+
+
+def test_db_upgrade_and_status(db_env: str) -> None:
+    result = runner.invoke(app, ["db", "status"])
+    assert "database: empty" in result.output
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0 and "database at revision 0001" in result.output
+
+
+def test_staff_commands(db_env: str) -> None:
+    assert (
+        runner.invoke(app, ["staff", "add", "42", "Dr Chen", "--role", "investigator"]).exit_code
+        == 0
+    )
+    listed = runner.invoke(app, ["staff", "list"])
+    assert "42\tDr Chen\tinvestigator\tactive" in listed.output
+    assert runner.invoke(app, ["staff", "remove", "42"]).exit_code == 0
+    assert "42\tDr Chen\tinvestigator\tremoved" in runner.invoke(app, ["staff", "list"]).output
+    assert runner.invoke(app, ["staff", "remove", "43"]).exit_code == 1
+
+
+def test_audit_verify(db_env: str) -> None:
+    script = "/new S-500\nyes\nyes\n1\nno\n/quit\n"
+    assert runner.invoke(app, ["console"], input=script).exit_code == 0
+    ok = runner.invoke(app, ["audit", "verify", "S-500"])
+    assert ok.exit_code == 0 and "S-500: OK, 5 events" in ok.output
+    with make_engine(db_env).begin() as connection:
+        connection.execute(text("UPDATE audit_event SET actor = 99 WHERE seq = 2"))
+    broken = runner.invoke(app, ["audit", "verify"])
+    assert broken.exit_code == 1
+    assert "S-500: BROKEN at event 2: event 2 (answer_recorded) was altered" in broken.output
+    assert runner.invoke(app, ["audit", "verify", "NOPE-1"]).exit_code == 1
