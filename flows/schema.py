@@ -31,13 +31,10 @@ class _Frozen(BaseModel):
         copied protocol would keep the original's digest); validating anew recomputes them and
         checks the update.
         """
+        fields = type(self).model_fields
         data = self.model_dump(by_alias=True)
-        data.update(
-            {
-                self.model_fields[k].alias or k if k in self.model_fields else k: v
-                for k, v in (update or {}).items()
-            }
-        )
+        for key, value in (update or {}).items():
+            data[(fields[key].alias or key) if key in fields else key] = value
         return self.model_validate(data)
 
 
