@@ -176,6 +176,7 @@ class _QuestionBase(_Frozen):
     id: str = Field(pattern=_ID_PATTERN)
     text: Text
     short: Text | None = None
+    aliases: tuple[str, ...] = ()
     help: Text | None = None
     relevant_if: Expr | None = None
 
