@@ -49,8 +49,18 @@ class InMemoryRepository:
     def save_staff(self, staff: Staff) -> Staff:
         """See :class:`storage.repository.Repository`."""
         with self._lock:
+            known = self._staff.get(staff.telegram_id)
+            if known is not None:  # the working screening is not part of a staff edit
+                staff = replace(staff, current_screening_id=known.current_screening_id)
             self._staff[staff.telegram_id] = staff
-        return staff
+            return staff
+
+    def set_current_screening(self, telegram_id: int, screening_id: int | None) -> None:
+        """See :class:`storage.repository.Repository`."""
+        with self._lock:
+            staff = self._staff.get(telegram_id)
+            if staff is not None:
+                self._staff[telegram_id] = replace(staff, current_screening_id=screening_id)
 
     def list_staff(self) -> list[Staff]:
         """See :class:`storage.repository.Repository`."""

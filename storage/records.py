@@ -27,6 +27,7 @@ class Staff:
     role: Role
     active: bool = True
     site: str | None = None
+    current_screening_id: int | None = None
 
 
 CloseKind = Literal["signed", "cancelled", "exclusion_confirmed"]

@@ -32,6 +32,10 @@ class Repository(Interface):
         """Every staff member, by name."""
         ...
 
+    def set_current_screening(self, telegram_id: int, screening_id: int | None) -> None:
+        """Remember which screening a staff member is working on."""
+        ...
+
     # --- protocol versions ---
     def save_protocol(self, protocol: Protocol) -> None:
         """Keep a protocol version by its content hash (idempotent)."""

@@ -48,7 +48,14 @@ from storage.tables import (
 
 
 def _staff(row: StaffMember) -> Staff:
-    return Staff(row.telegram_id, row.display_name, Role(row.role), row.active, row.site)
+    return Staff(
+        row.telegram_id,
+        row.display_name,
+        Role(row.role),
+        row.active,
+        row.site,
+        row.current_screening_id,
+    )
 
 
 def _unit(value: Any) -> str | None:
@@ -94,7 +101,17 @@ class SqlRepository:
             row.display_name, row.role = staff.display_name, staff.role.value
             row.active, row.site, row.updated_at = staff.active, staff.site, now
             session.add(row)
-        return staff
+            session.flush()
+            return _staff(row)
+
+    def set_current_screening(self, telegram_id: int, screening_id: int | None) -> None:
+        """See :class:`storage.repository.Repository`."""
+        with self._session() as session, session.begin():
+            session.execute(
+                update(StaffMember)
+                .where(col(StaffMember.telegram_id) == telegram_id)
+                .values(current_screening_id=screening_id)
+            )
 
     def list_staff(self) -> list[Staff]:
         """See :class:`storage.repository.Repository`."""

@@ -8,7 +8,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -54,6 +64,15 @@ class StaffMember(SQLModel, table=True):
     role: str = Field(max_length=20)
     active: bool = True
     site: str | None = Field(default=None, max_length=100)
+    # The screening this person is working on, so a restart or another device continues it.
+    current_screening_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("screening.id", name="fk_staff_member_current_screening"),
+            nullable=True,
+        ),
+    )
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

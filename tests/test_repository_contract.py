@@ -85,6 +85,17 @@ def test_staff(repo: Repository) -> None:
     assert [s.display_name for s in repo.list_staff()] == ["Alice L.", "Bob"]
 
 
+def test_current_screening_survives_staff_edits(repo: Repository, seed: Protocol) -> None:
+    repo.save_staff(Staff(ALICE, "Alice", Role.COORDINATOR))
+    s = begin(repo, seed)
+    repo.set_current_screening(ALICE, s.id)
+    assert repo.get_staff(ALICE) == Staff(ALICE, "Alice", Role.COORDINATOR, True, None, s.id)
+    repo.save_staff(Staff(ALICE, "Alice B.", Role.COORDINATOR))
+    assert repo.get_staff(ALICE).current_screening_id == s.id  # type: ignore[union-attr]
+    repo.set_current_screening(ALICE, None)
+    assert repo.get_staff(ALICE).current_screening_id is None  # type: ignore[union-attr]
+
+
 def test_protocol_versions_round_trip_by_hash(repo: Repository, seed: Protocol) -> None:
     assert repo.load_protocol(seed.digest) is None
     repo.save_protocol(seed)

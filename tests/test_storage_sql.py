@@ -37,6 +37,20 @@ def test_upgrade_from_empty_matches_the_models(engine: Engine) -> None:
     assert diff == []
 
 
+def test_downgrade_to_empty_and_up_again(engine: Engine) -> None:
+    from alembic import command
+
+    from storage.db import _alembic_config
+
+    upgrade(engine)
+    command.downgrade(_alembic_config(engine), "base")
+    assert current_revision(engine) is None
+    assert "screening" not in inspect(engine).get_table_names()
+    upgrade(engine, "0001")
+    ensure_schema(engine, auto_upgrade=True)  # 0001 → head, as an existing deployment would
+    assert current_revision(engine) == head_revision()
+
+
 def test_outdated_schema_is_refused_unless_upgrading(engine: Engine) -> None:
     with pytest.raises(SchemaOutdated, match="prescreen db upgrade"):
         ensure_schema(engine, auto_upgrade=False)
