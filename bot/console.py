@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.service import (
+    SIGN_MEANING,
     AlreadyProcessed,
     ConfirmFirst,
     Conflict,
+    NeedsReason,
     Reask,
     Recorded,
     Refused,
@@ -31,8 +33,6 @@ HELP = """Commands:
   /confirm             confirm an exclusion       /sign         sign an eligible screening
   /cancel REASON       abandon the screening      /quit         leave (the screening is kept)
 Anything else answers the current question; 'unknown' is always accepted."""
-
-SIGN_MEANING = "I confirm these answers reflect the source documents."
 
 
 class Console:
@@ -120,6 +120,14 @@ class Console:
                 return
             outcome = self.service.answer_text(
                 self.screening, text, actor=self.actor, confirmed=True
+            )
+        if isinstance(outcome, NeedsReason):
+            reason = self.read("Reason for the change (e.g. transcription error)? ").strip()
+            if not reason:
+                self.write("✖ A correction needs a reason; nothing was changed.")
+                return
+            outcome = self.service.answer_text(
+                self.screening, text, actor=self.actor, confirmed=True, reason=reason
             )
         if isinstance(outcome, Reask):
             self.write(f"✖ {render(outcome.hint, self.lang)}")

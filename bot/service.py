@@ -21,6 +21,7 @@ from flows import (
     Parsed,
     Protocol,
     Step,
+    Unknown,
     current_question,
     parse_answer,
     start,
@@ -28,7 +29,15 @@ from flows import (
 )
 from flows.dialog import EXCLUDED, Event
 from flows.messages import Message, msg
-from storage.records import CloseKind, CodeTaken, DuplicateUpdate, Screening, StaleWrite
+from storage.records import (
+    CloseKind,
+    CodeTaken,
+    DuplicateUpdate,
+    Role,
+    Screening,
+    Staff,
+    StaleWrite,
+)
 from storage.repository import Repository
 
 
@@ -57,6 +66,15 @@ class ConfirmFirst:
 
 
 @dataclass(frozen=True, slots=True)
+class NeedsReason:
+    """The answer changes an earlier known answer: a reason for change is required first."""
+
+    question_id: str
+    previous: AnswerValue
+    value: AnswerValue
+
+
+@dataclass(frozen=True, slots=True)
 class Refused:
     """The dialog did not accept the event (an outdated question, nothing pending…)."""
 
@@ -76,9 +94,32 @@ class AlreadyProcessed:
     """This update was handled before; nothing was recorded again."""
 
 
-Outcome = Recorded | Reask | ConfirmFirst | Refused | Conflict | AlreadyProcessed
+Outcome = Recorded | Reask | ConfirmFirst | NeedsReason | Refused | Conflict | AlreadyProcessed
+
+
+def can_access(staff: Staff, screening: Screening) -> bool:
+    """Coordinators work on their own screenings; investigators and admins on all."""
+    return staff.active and (
+        staff.role in (Role.INVESTIGATOR, Role.ADMIN) or screening.created_by == staff.telegram_id
+    )
+
+
+def needs_reason(screening: Screening, question_id: str, value: AnswerValue) -> AnswerValue | None:
+    """The earlier answer a new value would change, when that change needs a reason.
+
+    Completing an answer that was "unknown" is not a change of data; replacing a known value
+    with a different one is, and good clinical practice asks why.
+    """
+    previous = screening.state.answers.get(question_id)
+    if previous is None or isinstance(previous, Unknown) or previous == value:
+        return None
+    return previous
+
 
 _HAS_DIGIT = re.compile(r"\d")
+
+SIGN_MEANING = "I confirm these answers reflect the source documents."
+"""What signing a screening means; recorded with the signature."""
 
 
 class ScreeningService:
@@ -176,6 +217,9 @@ class ScreeningService:
             return Reask(parsed.hint)
         if parsed.confirm is not None and not confirmed:
             return ConfirmFirst(question.id, parsed)
+        previous = needs_reason(screening, question.id, parsed.value)
+        if previous is not None and not reason:
+            return NeedsReason(question.id, previous, parsed.value)
         return self.apply(
             screening,
             Answer(question.id, parsed.value),
@@ -198,6 +242,9 @@ class ScreeningService:
         update_id: int | None = None,
     ) -> Outcome:
         """Answer with a value chosen from buttons (yes/no, an option, unknown)."""
+        previous = needs_reason(screening, question_id, value)
+        if previous is not None and not reason:
+            return NeedsReason(question_id, previous, value)
         return self.apply(
             screening,
             Answer(question_id, value),

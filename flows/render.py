@@ -11,7 +11,7 @@ from flows.rules import Check, format_actual
 from flows.schema import ChoiceQuestion, LabQuestion, NumberQuestion, Protocol
 from flows.text import Lang
 from flows.units import ANALYTES
-from flows.values import AnswerValue, Unknown
+from flows.values import AnswerValue, LabResult, Unknown
 from flows.verdict import CriterionVerdict, Outcome, Status, Verdict
 
 _OPERATORS = {"eq": "=", "ne": "≠", "in": "∈", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
@@ -86,7 +86,7 @@ def answer_text(protocol: Protocol, question_id: str, value: AnswerValue | None,
             option = next((o for o in question.options if o.id == value), None)
             return option.text.get(lang) if option else value
     text = format_actual(value)
-    ratio = format_actual(value, "uln")
+    ratio = format_actual(value, "uln") if isinstance(value, LabResult) else None
     if ratio and text:
         return f"{text} ({ratio})"
     return ratio or text or "?"

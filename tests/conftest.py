@@ -18,6 +18,7 @@ from storage.sql import SqlRepository
 
 SEED_FILE = BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml"
 POSTGRES_ENV = "PRESCREEN_TEST_POSTGRES_URL"
+pytest_plugins = ["tests.bot_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -57,4 +57,5 @@ def test_exclusion_is_explained_and_corrected(seed: Protocol) -> None:
     text = "\n".join(out)
     assert "Not eligible: criterion 2 is not met." in text
     assert "Complete remission: no; required = yes" in text
+    assert "Reason for the change (e.g. transcription error)? " in out
     assert out[-2].startswith("Question 5 of 27")  # after the correction: marrow blasts

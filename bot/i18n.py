@@ -1,0 +1,172 @@
+"""The bot's own wording in English and Simplified Chinese."""
+
+from __future__ import annotations
+
+from flows.messages import Message, render
+from flows.text import Lang
+
+TEXTS: dict[str, dict[Lang, str]] = {
+    "welcome": {
+        "en": "Hello {name}, you are registered as {role}.\n"
+        "I walk you through a trial's eligibility criteria one question at a time, store every "
+        "answer and stop as soon as the patient is excluded.\n\n{help}",
+        "zh": "您好 {name}，您的角色是 {role}。\n我会逐题引导您完成试验入选标准筛查，保存每个答案，"
+        "一旦患者被排除即停止。\n\n{help}",
+    },
+    "help": {
+        "en": "/new – start a screening (screening code only, never a name)\n"
+        "/resume – my unfinished screenings\n/status – where the screening stands\n"
+        "/back – change an earlier answer\n/cancel – abandon the screening\n"
+        "/review – screenings awaiting an investigator (investigators)\n"
+        "/staff – manage staff (admins)\n/language – English / 中文\n\n"
+        "Type numbers as printed on the lab report, e.g. 9.5 g/dL or 1200/µL; several at once: "
+        "“Hb 9.5 g/dL, ANC 1200/µL, PLT 150”. 'unknown' is always accepted.",
+        "zh": "/new – 开始筛选（仅用筛选编号，勿用姓名）\n/resume – 我未完成的筛选\n"
+        "/status – 当前进度\n/back – 修改之前的答案\n/cancel – 放弃筛选\n"
+        "/review – 待研究者裁定的筛选（研究者）\n/staff – 管理人员（管理员）\n"
+        "/language – English / 中文\n\n请按化验单填写数值，例如 9.5 g/dL 或 1200/µL；可一次输入多项："
+        "“Hb 9.5 g/dL, ANC 1200/µL, PLT 150”。随时可回答“未知”。",
+    },
+    "stranger": {
+        "en": "Sorry, this bot is only for authorised research staff. Please ask your study "
+        "administrator to register your Telegram account (id {id}).",
+        "zh": "抱歉，本机器人仅供授权研究人员使用。请联系研究管理员登记您的 Telegram 账号（ID {id}）。",
+    },
+    "role_needed": {"en": "This needs the {role} role.", "zh": "此操作需要{role}角色。"},
+    "ask_code": {"en": "Screening code of the new screening?", "zh": "请输入新筛选的筛选编号："},
+    "choose_trial": {"en": "Which trial?", "zh": "哪个试验？"},
+    "started": {
+        "en": "Screening {code} started ({trial}).",
+        "zh": "筛选 {code} 已开始（{trial}）。",
+    },
+    "no_current": {
+        "en": "No screening in progress. Start one with /new or continue with /resume.",
+        "zh": "当前没有进行中的筛选。请用 /new 开始或用 /resume 继续。",
+    },
+    "no_unfinished": {"en": "You have no unfinished screenings.", "zh": "您没有未完成的筛选。"},
+    "unfinished": {"en": "Your unfinished screenings:", "zh": "您未完成的筛选："},
+    "outdated": {
+        "en": "That button is outdated; nothing was recorded. Here is where screening {code} "
+        "stands now.",
+        "zh": "该按钮已过期，未记录任何内容。以下是筛选 {code} 的当前状态。",
+    },
+    "outdated_short": {"en": "Outdated button: nothing recorded.", "zh": "按钮已过期，未记录。"},
+    "not_yours": {"en": "You may not open screening {code}.", "zh": "您无权查看筛选 {code}。"},
+    "changed_elsewhere": {
+        "en": "Screening {code} was changed on another device; nothing was recorded. It now "
+        "stands here:",
+        "zh": "筛选 {code} 已在其他设备上更改，本次未记录。当前状态如下：",
+    },
+    "saved": {"en": "✔ {echo}", "zh": "✔ {echo}"},
+    "confirm_value": {"en": "{question}\nRecord it?", "zh": "{question}\n是否记录？"},
+    "batch": {
+        "en": "I read:\n{items}\nRecord these values?",
+        "zh": "识别到：\n{items}\n是否记录这些数值？",
+    },
+    "batch_invalid": {"en": "Not recorded — {label}: {hint}", "zh": "未记录 — {label}：{hint}"},
+    "prefilled": {
+        "en": "✔ {label}: {echo} (from your earlier message)",
+        "zh": "✔ {label}：{echo}（来自您之前的消息）",
+    },
+    "current_answer": {"en": "Current answer: {answer}", "zh": "当前答案：{answer}"},
+    "back_choose": {"en": "Which answer do you want to change?", "zh": "您要修改哪个答案？"},
+    "nothing_to_change": {"en": "No answers yet.", "zh": "尚无答案。"},
+    "reason_ask": {
+        "en": "Reason for changing {question} from “{old}” to “{new}”? Tap one or type it.",
+        "zh": "将{question}从“{old}”改为“{new}”的原因？请选择或输入。",
+    },
+    "reason_typed_ask": {"en": "Type the reason.", "zh": "请输入原因。"},
+    "excluded_actions": {
+        "en": "Confirm the exclusion, or correct the answer if it was entered wrongly.",
+        "zh": "请确认排除；如答案录入有误，请更正。",
+    },
+    "exclusion_confirmed": {
+        "en": "Exclusion of {code} confirmed. Screening closed.",
+        "zh": "已确认排除 {code}，筛选已关闭。",
+    },
+    "sign_prompt": {
+        "en": "Sign to confirm: “I confirm these answers reflect the source documents.”",
+        "zh": "请签署确认：“我确认这些答案与源文件一致。”",
+    },
+    "signed": {
+        "en": "Screening {code} signed by {name} and closed.",
+        "zh": "筛选 {code} 已由 {name} 签署并关闭。",
+    },
+    "pending_actions": {
+        "en": "When the results arrive, tap “Results arrived” to answer the pending questions.",
+        "zh": "结果出来后，请点击“结果已出”补充待定问题。",
+    },
+    "review_waiting": {
+        "en": "The investigators have been asked to decide.",
+        "zh": "已请研究者裁定。",
+    },
+    "review_none": {"en": "No screenings await a decision.", "zh": "没有待裁定的筛选。"},
+    "review_list": {"en": "Screenings awaiting your decision:", "zh": "待您裁定的筛选："},
+    "decision_reason": {
+        "en": "Reason for your decision on criterion {number} ({verdict})? Type it.",
+        "zh": "请输入您对标准 {number} 裁定（{verdict}）的理由。",
+    },
+    "decided": {"en": "Decision recorded for {code}.", "zh": "已记录对 {code} 的裁定。"},
+    "notify_review": {
+        "en": "Screening {code} needs your decision: /review",
+        "zh": "筛选 {code} 需要您的裁定：/review",
+    },
+    "notify_decided": {
+        "en": "{name} decided on screening {code}: criterion {number} {verdict} — {reason}",
+        "zh": "{name} 已裁定筛选 {code}：标准 {number} {verdict} — {reason}",
+    },
+    "cancel_reason": {
+        "en": "Why abandon screening {code}? Type the reason.",
+        "zh": "为何放弃筛选 {code}？请输入原因。",
+    },
+    "cancelled": {"en": "Screening {code} cancelled.", "zh": "筛选 {code} 已取消。"},
+    "language_choose": {"en": "Language?", "zh": "语言？"},
+    "language_set": {"en": "English it is.", "zh": "已切换为中文。"},
+    "error": {
+        "en": "Sorry, something went wrong (reference {ref}). Nothing was half-saved; please "
+        "try again.",
+        "zh": "抱歉，出现错误（编号 {ref}）。没有保存不完整的数据，请重试。",
+    },
+    "staff_usage": {
+        "en": "/staff list\n/staff add TELEGRAM_ID NAME [coordinator|investigator|admin]\n"
+        "/staff remove TELEGRAM_ID",
+        "zh": "/staff list\n/staff add TELEGRAM_ID 姓名 [coordinator|investigator|admin]\n"
+        "/staff remove TELEGRAM_ID",
+    },
+    "staff_saved": {"en": "{id} {name}: {role}, {state}.", "zh": "{id} {name}：{role}，{state}。"},
+    "staff_unknown": {"en": "{id} is not a staff member.", "zh": "{id} 不是工作人员。"},
+    "active": {"en": "active", "zh": "有效"},
+    "removed": {"en": "access withdrawn", "zh": "已停用"},
+    "approved": {"en": "approved", "zh": "批准"},
+    "rejected": {"en": "rejected", "zh": "否决"},
+    # buttons
+    "b_yes": {"en": "Yes", "zh": "是"},
+    "b_no": {"en": "No", "zh": "否"},
+    "b_unknown": {"en": "Unknown / pending", "zh": "未知 / 待定"},
+    "b_back": {"en": "◀ Back", "zh": "◀ 返回"},
+    "b_record": {"en": "✔ Record", "zh": "✔ 记录"},
+    "b_retype": {"en": "✖ Retype", "zh": "✖ 重新输入"},
+    "b_confirm_exclusion": {"en": "Confirm exclusion", "zh": "确认排除"},
+    "b_correct": {"en": "Correct an answer", "zh": "更正答案"},
+    "b_sign": {"en": "✍ Sign", "zh": "✍ 签署"},
+    "b_results": {"en": "Results arrived", "zh": "结果已出"},
+    "b_approve": {"en": "Approve {number}", "zh": "批准 {number}"},
+    "b_reject": {"en": "Reject {number}", "zh": "否决 {number}"},
+    "b_other": {"en": "Other (type it)", "zh": "其他（输入）"},
+    "r_transcription": {"en": "Transcription error", "zh": "录入错误"},
+    "r_new_result": {"en": "New or repeated lab result", "zh": "新的或复查结果"},
+    "r_source": {"en": "Source document misread", "zh": "源文件误读"},
+    "r_clarified": {"en": "Clarified with the investigator", "zh": "经研究者澄清"},
+}
+
+REASONS = ("r_transcription", "r_new_result", "r_source", "r_clarified")
+
+
+def t(key: str, lang: Lang, **params: object) -> str:
+    """The bot's wording for ``key`` in ``lang``."""
+    return TEXTS[key][lang].format(**params)
+
+
+def say(message: Message, lang: Lang) -> str:
+    """Render an engine or service message."""
+    return render(message, lang)

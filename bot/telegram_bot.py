@@ -1,0 +1,1081 @@
+"""The Telegram adapter: updates in, service calls, messages out.
+
+Handlers hold no screening state: everything is read from and written to the database through
+:class:`bot.service.ScreeningService`. What a chat is *about to* do (a value awaiting
+confirmation, a reason being typed) lives in ``chat_data`` only until it is confirmed, because
+nothing is recorded before that.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import MessageLimit
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot.callbacks import Callback, decode
+from bot.i18n import REASONS, t
+from bot.service import (
+    SIGN_MEANING,
+    AlreadyProcessed,
+    ConfirmFirst,
+    Conflict,
+    NeedsReason,
+    Outcome,
+    Reask,
+    Recorded,
+    Refused,
+    ScreeningService,
+    can_access,
+)
+from bot.settings import Settings
+from flows import (
+    UNKNOWN,
+    AnswerValue,
+    Invalid,
+    Parsed,
+    Protocol,
+    Status,
+    current_question,
+    progress,
+    verdict_of,
+)
+from flows.batch import parse_batch
+from flows.dialog import ELIGIBLE, EXCLUDED, NEEDS_REVIEW, PENDING, relevant_questions
+from flows.messages import render
+from flows.render import STATUS_LABEL, answer_text, outcome_text, question_text, summary
+from flows.schema import ChoiceQuestion, YesNoQuestion
+from flows.text import Lang, as_lang
+from flows.values import value_from_json, value_to_json
+from storage.records import CloseKind, Role, Screening, Staff
+
+log = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+Markup = InlineKeyboardMarkup | None
+
+COMMANDS: dict[Lang, list[tuple[str, str]]] = {
+    "en": [
+        ("new", "Start a screening"),
+        ("resume", "My unfinished screenings"),
+        ("status", "Where the screening stands"),
+        ("back", "Change an earlier answer"),
+        ("cancel", "Abandon the screening"),
+        ("review", "Screenings awaiting a decision"),
+        ("help", "How to use the bot"),
+        ("language", "English / 中文"),
+        ("staff", "Manage staff (admins)"),
+        ("start", "Who I am"),
+    ],
+    "zh": [
+        ("new", "开始筛选"),
+        ("resume", "未完成的筛选"),
+        ("status", "当前进度"),
+        ("back", "修改之前的答案"),
+        ("cancel", "放弃筛选"),
+        ("review", "待裁定的筛选"),
+        ("help", "使用说明"),
+        ("language", "English / 中文"),
+        ("staff", "管理人员（管理员）"),
+        ("start", "我是谁"),
+    ],
+}
+
+
+def clip(text: str) -> str:
+    """Keep a message within Telegram's length limit."""
+    limit = MessageLimit.MAX_TEXT_LENGTH
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _button(text: str, callback: Callback) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text[:64], callback_data=callback.encode())
+
+
+def _user_data(context: Context) -> dict[Any, Any]:
+    data = context.user_data
+    assert data is not None
+    return data
+
+
+def _chat_data(context: Context) -> dict[Any, Any]:
+    data = context.chat_data
+    assert data is not None
+    return data
+
+
+class PrescreenBot:
+    """All handlers of the bot, bound to one service."""
+
+    def __init__(self, service: ScreeningService, settings: Settings) -> None:
+        self.service = service
+        self.repo = service.repo
+        self.settings = settings
+
+    # --- context helpers ----------------------------------------------------------------------
+
+    def lang(self, update: Update, context: Context) -> Lang:
+        """The user's chosen language, else their Telegram language."""
+        chosen = _user_data(context).get("lang")
+        if chosen in ("en", "zh"):
+            return chosen  # type: ignore[no-any-return]
+        user = update.effective_user
+        return as_lang(user.language_code if user else None)
+
+    @staticmethod
+    def staff(context: Context) -> Staff:
+        """The staff member behind the update (set by :meth:`gate`)."""
+        staff: Staff = _user_data(context)["staff"]
+        return staff
+
+    def current(self, staff: Staff) -> Screening | None:
+        """The screening the staff member is working on, if still open."""
+        if staff.current_screening_id is None:
+            return None
+        screening = self.repo.get_screening(staff.current_screening_id)
+        if screening is None or not screening.unfinished or not can_access(staff, screening):
+            return None
+        return screening
+
+    async def send(
+        self, update: Update, context: Context, text: str, markup: Markup = None
+    ) -> None:
+        """Send a message to the chat the update came from."""
+        chat = update.effective_chat
+        assert chat is not None
+        await context.bot.send_message(chat.id, clip(text), reply_markup=markup)
+
+    # --- access gate --------------------------------------------------------------------------
+
+    async def gate(self, update: Update, context: Context) -> None:
+        """Runs first for every update: drop redeliveries, refuse strangers."""
+        user = update.effective_user
+        if user is None:
+            raise ApplicationHandlerStop
+        if self.repo.seen_update(update.update_id):
+            if update.callback_query:
+                await update.callback_query.answer()
+            raise ApplicationHandlerStop
+        staff = self.repo.get_staff(user.id)
+        if staff is None or not staff.active:
+            text = t("stranger", self.lang(update, context), id=user.id)
+            if update.callback_query:
+                await update.callback_query.answer(text[:200], show_alert=True)
+            elif update.effective_chat:
+                await self.send(update, context, text)
+            raise ApplicationHandlerStop
+        _user_data(context)["staff"] = staff
+
+    # --- rendering ----------------------------------------------------------------------------
+
+    def screen(self, screening: Screening, lang: Lang) -> tuple[str, Markup]:
+        """The current question with its buttons, or the outcome with its actions."""
+        protocol = self.service.protocol_for(screening)
+        state = screening.state
+        sid, rev = screening.id, screening.row_version
+        question = current_question(protocol, state)
+        if question is not None:
+            text = f"[{screening.code}] " + question_text(protocol, state, lang)
+            if question.id in state.answers:
+                text += "\n" + t(
+                    "current_answer",
+                    lang,
+                    answer=answer_text(protocol, question.id, state.answers[question.id], lang),
+                )
+            qi = protocol.question_index[question.id]
+            rows: list[list[InlineKeyboardButton]] = []
+            if isinstance(question, YesNoQuestion):
+                rows.append(
+                    [
+                        _button(t("b_yes", lang), Callback("a", sid, rev, f"{qi}:y")),
+                        _button(t("b_no", lang), Callback("a", sid, rev, f"{qi}:n")),
+                    ]
+                )
+            elif isinstance(question, ChoiceQuestion):
+                buttons = [
+                    _button(o.text.get(lang), Callback("a", sid, rev, f"{qi}:o{i}"))
+                    for i, o in enumerate(question.options)
+                ]
+                short = all(len(o.text.get(lang)) <= 4 for o in question.options)
+                rows += [buttons] if short else [[b] for b in buttons]
+            last = [_button(t("b_unknown", lang), Callback("a", sid, rev, f"{qi}:u"))]
+            if self._previous_question(protocol, screening) is not None:
+                last.append(_button(t("b_back", lang), Callback("p", sid, rev, str(qi))))
+            rows.append(last)
+            return text, InlineKeyboardMarkup(rows)
+        verdict = verdict_of(protocol, state)
+        text = (
+            f"[{screening.code}] {outcome_text(protocol, state, verdict, lang)}\n\n"
+            f"{summary(protocol, verdict, lang)}"
+        )
+        correct = _button(t("b_correct", lang), Callback("k", sid, rev))
+        actions: dict[str, tuple[str, list[InlineKeyboardButton]]] = {
+            EXCLUDED: (
+                "excluded_actions",
+                [_button(t("b_confirm_exclusion", lang), Callback("x", sid, rev))],
+            ),
+            NEEDS_REVIEW: ("review_waiting", []),
+            PENDING: ("pending_actions", [_button(t("b_results", lang), Callback("c", sid, rev))]),
+            ELIGIBLE: ("sign_prompt", [_button(t("b_sign", lang), Callback("s", sid, rev))]),
+        }
+        key, buttons = actions[state.at]
+        text += "\n\n" + t(key, lang)
+        return text, InlineKeyboardMarkup([[*buttons, correct]])
+
+    @staticmethod
+    def _previous_question(protocol: Protocol, screening: Screening) -> str | None:
+        state = screening.state
+        before = protocol.question_index.get(state.at, len(protocol.questions))
+        answered = [
+            q.id
+            for q in relevant_questions(protocol, state.answers)
+            if q.id in state.answers and protocol.question_index[q.id] < before
+        ]
+        return answered[-1] if answered else None
+
+    async def show(
+        self, update: Update, context: Context, screening: Screening, prefix: str = ""
+    ) -> None:
+        """Send the screening's current screen, with an optional first line."""
+        text, markup = self.screen(screening, self.lang(update, context))
+        await self.send(update, context, f"{prefix}\n\n{text}" if prefix else text, markup)
+
+    # --- outcomes -----------------------------------------------------------------------------
+
+    async def after(
+        self,
+        update: Update,
+        context: Context,
+        outcome: Outcome,
+        *,
+        screening: Screening,
+        hold: dict[str, Any] | None = None,
+        echo_prefix: str = "",
+    ) -> None:
+        """Tell the user what happened and show what comes next."""
+        lang = self.lang(update, context)
+        chat = _chat_data(context)
+        match outcome:
+            case Recorded(screening=stored, echo=echo):
+                lines = [echo_prefix] if echo_prefix else []
+                if echo is not None:
+                    lines.append(t("saved", lang, echo=render(echo, lang)))
+                stored, more = await self._apply_prefills(update, context, stored)
+                lines += more
+                await self._notify_review(context, screening, stored)
+                await self.show(update, context, stored, "\n".join(lines))
+            case Reask(hint=hint):
+                await self.send(update, context, render(hint, lang))
+            case ConfirmFirst(question_id=qid, parsed=parsed):
+                assert hold is not None and parsed.confirm is not None
+                chat["hold"] = {**hold, "qid": qid, "confirmed": True}
+                sid, rev = screening.id, screening.row_version
+                markup = InlineKeyboardMarkup(
+                    [
+                        [
+                            _button(t("b_record", lang), Callback("v", sid, rev, "one")),
+                            _button(t("b_retype", lang), Callback("w", sid, rev)),
+                        ]
+                    ]
+                )
+                await self.send(
+                    update,
+                    context,
+                    t("confirm_value", lang, question=render(parsed.confirm, lang)),
+                    markup,
+                )
+            case NeedsReason(question_id=qid, previous=previous, value=value):
+                assert hold is not None
+                chat["hold"] = {
+                    **hold,
+                    "qid": qid,
+                    "value": value_to_json(value),
+                    "confirmed": True,
+                }
+                await self._ask_reason(update, context, screening, qid, previous, value)
+            case Refused(message=message, screening=current):
+                await self.show(update, context, current, render(message, lang))
+            case Conflict(screening=current):
+                await self.show(
+                    update, context, current, t("changed_elsewhere", lang, code=current.code)
+                )
+            case AlreadyProcessed():
+                pass
+
+    async def _ask_reason(
+        self,
+        update: Update,
+        context: Context,
+        screening: Screening,
+        qid: str,
+        previous: AnswerValue,
+        value: AnswerValue,
+    ) -> None:
+        lang = self.lang(update, context)
+        protocol = self.service.protocol_for(screening)
+        sid, rev = screening.id, screening.row_version
+        rows = [
+            [_button(t(key, lang), Callback("r", sid, rev, str(i)))]
+            for i, key in enumerate(REASONS)
+        ]
+        rows.append([_button(t("b_other", lang), Callback("r", sid, rev, "o"))])
+        text = t(
+            "reason_ask",
+            lang,
+            question=protocol.questions_by_id[qid].label.get(lang),
+            old=answer_text(protocol, qid, previous, lang),
+            new=answer_text(protocol, qid, value, lang),
+        )
+        await self.send(update, context, text, InlineKeyboardMarkup(rows))
+
+    async def _apply_prefills(
+        self, update: Update, context: Context, screening: Screening
+    ) -> tuple[Screening, list[str]]:
+        """Record values typed earlier in one message as their questions come up."""
+        chat = _chat_data(context)
+        prefill = chat.get("prefill")
+        lines: list[str] = []
+        if not prefill or prefill["sid"] != screening.id:
+            return screening, lines
+        lang = self.lang(update, context)
+        protocol = self.service.protocol_for(screening)
+        actor = self.staff(context).telegram_id
+        while screening.state.at in prefill["items"]:
+            qid = screening.state.at
+            raw = prefill["items"].pop(qid)
+            outcome = self.service.answer_text(screening, raw, actor=actor, confirmed=True)
+            if not isinstance(outcome, Recorded):
+                break
+            screening = outcome.screening
+            echo = render(outcome.echo, lang) if outcome.echo else raw
+            lines.append(
+                t("prefilled", lang, label=protocol.questions_by_id[qid].label.get(lang), echo=echo)
+            )
+        if not prefill["items"]:
+            chat.pop("prefill", None)
+        return screening, lines
+
+    async def _notify_review(self, context: Context, before: Screening, after: Screening) -> None:
+        """Tell investigators when a screening starts waiting for their decision."""
+        if after.status != Status.NEEDS_REVIEW.value or before.status == after.status:
+            return
+        for member in self.repo.list_staff():
+            if member.active and member.role is Role.INVESTIGATOR:
+                try:
+                    await context.bot.send_message(
+                        member.telegram_id, t("notify_review", "en", code=after.code)
+                    )
+                except TelegramError:
+                    log.warning("could not notify investigator %s", member.telegram_id)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def cmd_start(self, update: Update, context: Context) -> None:
+        """/start: who I am and what I can do."""
+        lang, staff = self.lang(update, context), self.staff(context)
+        await self.send(
+            update,
+            context,
+            t(
+                "welcome",
+                lang,
+                name=html.escape(staff.display_name),
+                role=staff.role.value,
+                help=t("help", lang),
+            ),
+        )
+
+    async def cmd_help(self, update: Update, context: Context) -> None:
+        """/help."""
+        await self.send(update, context, t("help", self.lang(update, context)))
+
+    async def cmd_new(self, update: Update, context: Context) -> None:
+        """/new [CODE]: choose the trial if several, then the screening code."""
+        lang = self.lang(update, context)
+        protocols = self.service.catalog.current()
+        if len(protocols) > 1 and not context.args:
+            rows = [
+                [_button(p.title.get(lang)[:60], Callback("t", 0, 0, str(i)))]
+                for i, p in enumerate(protocols)
+            ]
+            await self.send(update, context, t("choose_trial", lang), InlineKeyboardMarkup(rows))
+            return
+        if context.args:
+            await self._begin(update, context, protocols[0], " ".join(context.args))
+            return
+        _chat_data(context)["await"] = {"kind": "code", "protocol": protocols[0].digest}
+        await self.send(update, context, t("ask_code", lang))
+
+    async def _begin(self, update: Update, context: Context, protocol: Protocol, code: str) -> None:
+        lang, staff = self.lang(update, context), self.staff(context)
+        created = self.service.begin(
+            code, protocol, actor=staff.telegram_id, update_id=update.update_id
+        )
+        if not isinstance(created, Screening):
+            _chat_data(context)["await"] = {"kind": "code", "protocol": protocol.digest}
+            await self.send(update, context, render(created, lang) + "\n" + t("ask_code", lang))
+            return
+        self.repo.set_current_screening(staff.telegram_id, created.id)
+        await self.show(
+            update, context, created, t("started", lang, code=created.code, trial=protocol.label)
+        )
+
+    async def cmd_resume(self, update: Update, context: Context) -> None:
+        """/resume: unfinished screenings as buttons."""
+        lang, staff = self.lang(update, context), self.staff(context)
+        found = self.repo.unfinished(staff.telegram_id, limit=10)
+        if not found:
+            await self.send(update, context, t("no_unfinished", lang))
+            return
+        rows = []
+        now = datetime.now(UTC)
+        for s in found:
+            protocol = self.service.protocol_for(s)
+            pos, total = progress(protocol, s.state)
+            ago = _ago(now - s.updated_at)
+            label = (
+                f"{s.code} · {protocol.id} · {pos}/{total} · "
+                f"{STATUS_LABEL[Status(s.status)][lang]} · {ago}"
+            )
+            rows.append([_button(label, Callback("m", s.id, s.row_version))])
+        await self.send(update, context, t("unfinished", lang), InlineKeyboardMarkup(rows))
+
+    async def cmd_status(self, update: Update, context: Context) -> None:
+        """/status: the current screen."""
+        screening = self.current(self.staff(context))
+        if screening is None:
+            await self.send(update, context, t("no_current", self.lang(update, context)))
+            return
+        await self.show(update, context, screening)
+
+    async def cmd_back(self, update: Update, context: Context) -> None:
+        """/back: the answered questions, to pick one to change."""
+        screening = self.current(self.staff(context))
+        if screening is None:
+            await self.send(update, context, t("no_current", self.lang(update, context)))
+            return
+        await self._back_list(update, context, screening)
+
+    async def _back_list(self, update: Update, context: Context, screening: Screening) -> None:
+        lang = self.lang(update, context)
+        protocol = self.service.protocol_for(screening)
+        answers = screening.state.answers
+        rows = [
+            [
+                _button(
+                    f"{q.label.get(lang)}: {answer_text(protocol, q.id, answers[q.id], lang)}",
+                    Callback(
+                        "g", screening.id, screening.row_version, str(protocol.question_index[q.id])
+                    ),
+                )
+            ]
+            for q in relevant_questions(protocol, answers)
+            if q.id in answers
+        ]
+        if not rows:
+            await self.send(update, context, t("nothing_to_change", lang))
+            return
+        await self.send(update, context, t("back_choose", lang), InlineKeyboardMarkup(rows))
+
+    async def cmd_cancel(self, update: Update, context: Context) -> None:
+        """/cancel: abandon the current screening, with a reason."""
+        lang = self.lang(update, context)
+        screening = self.current(self.staff(context))
+        if screening is None:
+            await self.send(update, context, t("no_current", lang))
+            return
+        _chat_data(context)["await"] = {
+            "kind": "cancel",
+            "sid": screening.id,
+            "rev": screening.row_version,
+        }
+        await self.send(update, context, t("cancel_reason", lang, code=screening.code))
+
+    async def cmd_review(self, update: Update, context: Context) -> None:
+        """/review: screenings awaiting an investigator's decision."""
+        lang, staff = self.lang(update, context), self.staff(context)
+        if staff.role not in (Role.INVESTIGATOR, Role.ADMIN):
+            await self.send(update, context, t("role_needed", lang, role="investigator"))
+            return
+        waiting = self.repo.needing_review()
+        if not waiting:
+            await self.send(update, context, t("review_none", lang))
+            return
+        rows = [
+            [_button(f"{s.code} · {s.protocol_id}", Callback("o", s.id, s.row_version))]
+            for s in waiting
+        ]
+        await self.send(update, context, t("review_list", lang), InlineKeyboardMarkup(rows))
+
+    async def cmd_language(self, update: Update, context: Context) -> None:
+        """/language: English or Chinese."""
+        rows = [
+            [
+                _button("English", Callback("l", 0, 0, "en")),
+                _button("中文", Callback("l", 0, 0, "zh")),
+            ]
+        ]
+        await self.send(
+            update,
+            context,
+            t("language_choose", self.lang(update, context)),
+            InlineKeyboardMarkup(rows),
+        )
+
+    async def cmd_staff(self, update: Update, context: Context) -> None:
+        """/staff list | add ID NAME [ROLE] | remove ID (admins)."""
+        lang, staff = self.lang(update, context), self.staff(context)
+        if staff.role is not Role.ADMIN:
+            await self.send(update, context, t("role_needed", lang, role="admin"))
+            return
+        args = list(context.args or [])
+        if args[:1] == ["list"]:
+            lines = [
+                f"{s.telegram_id} {s.display_name}: {s.role.value}, "
+                f"{t('active' if s.active else 'removed', lang)}"
+                for s in self.repo.list_staff()
+            ]
+            await self.send(update, context, "\n".join(lines))
+            return
+        if len(args) >= 3 and args[0] == "add" and args[1].isdigit():
+            role = Role.COORDINATOR
+            if args[-1] in {r.value for r in Role}:
+                role = Role(args.pop())
+            name = " ".join(args[2:])
+            saved = self.repo.save_staff(Staff(int(args[1]), name, role))
+            await self.send(
+                update,
+                context,
+                t(
+                    "staff_saved",
+                    lang,
+                    id=saved.telegram_id,
+                    name=saved.display_name,
+                    role=saved.role.value,
+                    state=t("active", lang),
+                ),
+            )
+            return
+        if len(args) == 2 and args[0] == "remove" and args[1].isdigit():
+            member = self.repo.get_staff(int(args[1]))
+            if member is None:
+                await self.send(update, context, t("staff_unknown", lang, id=args[1]))
+                return
+            self.repo.save_staff(
+                Staff(member.telegram_id, member.display_name, member.role, False, member.site)
+            )
+            await self.send(
+                update,
+                context,
+                t(
+                    "staff_saved",
+                    lang,
+                    id=member.telegram_id,
+                    name=member.display_name,
+                    role=member.role.value,
+                    state=t("removed", lang),
+                ),
+            )
+            return
+        await self.send(update, context, t("staff_usage", lang))
+
+    # --- free text ----------------------------------------------------------------------------
+
+    async def on_text(self, update: Update, context: Context) -> None:
+        """Typed text: an awaited code or reason, several lab values, or an answer."""
+        message = update.effective_message
+        assert message is not None and message.text is not None
+        text = message.text.strip()
+        lang, staff = self.lang(update, context), self.staff(context)
+        awaiting = _chat_data(context).pop("await", None)
+        if awaiting is not None:
+            await self._awaited(update, context, awaiting, text)
+            return
+        screening = self.current(staff)
+        if screening is None:
+            await self.send(update, context, t("no_current", lang))
+            return
+        if screening.state.finished:
+            await self.show(update, context, screening)
+            return
+        protocol = self.service.protocol_for(screening)
+        batch = parse_batch(protocol, text)
+        if batch is not None:
+            await self._offer_batch(update, context, screening, protocol, batch)
+            return
+        outcome = self.service.answer_text(
+            screening, text, actor=staff.telegram_id, update_id=update.update_id
+        )
+        await self.after(
+            update,
+            context,
+            outcome,
+            screening=screening,
+            hold={"sid": screening.id, "rev": screening.row_version, "raw": text},
+        )
+
+    async def _awaited(
+        self, update: Update, context: Context, awaiting: dict[str, Any], text: str
+    ) -> None:
+        lang, staff = self.lang(update, context), self.staff(context)
+        kind = awaiting["kind"]
+        if kind == "code":
+            protocol = self.service.catalog.by_digest(awaiting["protocol"])
+            assert protocol is not None
+            await self._begin(update, context, protocol, text)
+            return
+        screening = self.repo.get_screening(awaiting["sid"])
+        if screening is None or screening.row_version != awaiting["rev"]:
+            if screening is not None:
+                await self.show(
+                    update, context, screening, t("outdated", lang, code=screening.code)
+                )
+            return
+        if kind == "cancel":
+            closed = self.service.close(
+                screening,
+                "cancelled",
+                actor=staff.telegram_id,
+                reason=text,
+                update_id=update.update_id,
+            )
+            if isinstance(closed, Screening):
+                self.repo.set_current_screening(staff.telegram_id, None)
+                await self.send(update, context, t("cancelled", lang, code=closed.code))
+            else:
+                await self.after(update, context, closed, screening=screening)
+        elif kind == "reason":
+            await self._answer_held(update, context, screening, awaiting["hold"], text)
+        elif kind == "decision":
+            await self._decide(
+                update, context, screening, awaiting["criterion"], awaiting["approve"], text
+            )
+
+    async def _offer_batch(
+        self,
+        update: Update,
+        context: Context,
+        screening: Screening,
+        protocol: Protocol,
+        batch: Sequence[tuple[str, str, Any]],
+    ) -> None:
+        lang = self.lang(update, context)
+        problems = [
+            t(
+                "batch_invalid",
+                lang,
+                label=protocol.questions_by_id[q].label.get(lang),
+                hint=render(r.hint, lang),
+            )
+            for q, _, r in batch
+            if isinstance(r, Invalid)
+        ]
+        if problems:
+            await self.send(update, context, "\n".join(problems))
+            return
+        items = [
+            f"• {protocol.questions_by_id[q].label.get(lang)}: {render(r.echo, lang)}"
+            + (" ⚠" if isinstance(r, Parsed) and r.confirm else "")
+            for q, _, r in batch
+        ]
+        _chat_data(context)["hold"] = {
+            "sid": screening.id,
+            "rev": screening.row_version,
+            "batch": [[q, raw] for q, raw, _ in batch],
+        }
+        sid, rev = screening.id, screening.row_version
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    _button(t("b_record", lang), Callback("v", sid, rev, "batch")),
+                    _button(t("b_retype", lang), Callback("w", sid, rev)),
+                ]
+            ]
+        )
+        await self.send(update, context, t("batch", lang, items="\n".join(items)), markup)
+
+    # --- buttons ------------------------------------------------------------------------------
+
+    async def on_button(self, update: Update, context: Context) -> None:
+        """Every inline button: checked against the screening's current revision first."""
+        query = update.callback_query
+        assert query is not None
+        lang, staff = self.lang(update, context), self.staff(context)
+        data = decode(query.data)
+        if data is None:
+            await query.answer(t("outdated_short", lang))
+            return
+        if data.action == "l":
+            _user_data(context)["lang"] = data.arg
+            await query.answer()
+            await self.send(update, context, t("language_set", as_lang(data.arg)))
+            return
+        if data.action == "t":
+            await query.answer()
+            protocol = self.service.catalog.current()[int(data.arg)]
+            _chat_data(context)["await"] = {"kind": "code", "protocol": protocol.digest}
+            await self.send(update, context, t("ask_code", lang))
+            return
+        screening = self.repo.get_screening(data.screening_id)
+        if screening is None or not can_access(staff, screening):
+            await query.answer(t("not_yours", lang, code="?"), show_alert=True)
+            return
+        if data.action in {"m", "o"}:  # opening a screening: any revision will do
+            await query.answer()
+            if data.action == "m":
+                self.repo.set_current_screening(staff.telegram_id, screening.id)
+                await self.show(update, context, screening)
+            else:
+                await self._review_screen(update, context, screening)
+            return
+        if screening.row_version != data.revision or not screening.unfinished:
+            await query.answer(t("outdated_short", lang))
+            await self.show(update, context, screening, t("outdated", lang, code=screening.code))
+            return
+        await query.answer()
+        try:
+            await query.edit_message_reply_markup(None)  # the tapped buttons are spent
+        except TelegramError:
+            log.debug("could not remove the keyboard of message %s", query.message)
+        await self._act(update, context, screening, data)
+
+    async def _act(
+        self, update: Update, context: Context, screening: Screening, data: Callback
+    ) -> None:
+        staff, lang = self.staff(context), self.lang(update, context)
+        actor, uid = staff.telegram_id, update.update_id
+        protocol = self.service.protocol_for(screening)
+        chat = _chat_data(context)
+        match data.action:
+            case "a":
+                index, _, choice = data.arg.partition(":")
+                question = protocol.questions[int(index)]
+                value: AnswerValue = UNKNOWN
+                if choice in {"y", "n"}:
+                    value = choice == "y"
+                elif choice.startswith("o") and isinstance(question, ChoiceQuestion):
+                    value = question.options[int(choice[1:])].id
+                outcome = self.service.answer_value(
+                    screening, question.id, value, choice, actor=actor, update_id=uid
+                )
+                echo = answer_text(protocol, question.id, value, lang)
+                await self.after(
+                    update,
+                    context,
+                    outcome,
+                    screening=screening,
+                    hold={"sid": screening.id, "rev": screening.row_version, "raw": choice},
+                    echo_prefix=t("saved", lang, echo=echo),
+                )
+            case "p" | "g":
+                target = (
+                    self._previous_question(protocol, screening)
+                    if data.action == "p"
+                    else protocol.questions[int(data.arg)].id
+                )
+                if target is None:
+                    await self.show(update, context, screening)
+                    return
+                outcome = self.service.go_back(screening, target, actor=actor, update_id=uid)
+                await self.after(update, context, outcome, screening=screening)
+            case "k":
+                await self._back_list(update, context, screening)
+            case "v":
+                hold = chat.pop("hold", None)
+                if hold is None or hold.get("sid") != screening.id:
+                    await self.show(update, context, screening)
+                elif data.arg == "batch":
+                    await self._record_batch(update, context, screening, hold["batch"])
+                else:
+                    await self._answer_held(update, context, screening, hold, None)
+            case "w":
+                chat.pop("hold", None)
+                await self.show(update, context, screening)
+            case "r":
+                hold = chat.pop("hold", None)
+                if hold is None or hold.get("sid") != screening.id:
+                    await self.show(update, context, screening)
+                elif data.arg == "o":
+                    chat["await"] = {
+                        "kind": "reason",
+                        "sid": screening.id,
+                        "rev": screening.row_version,
+                        "hold": hold,
+                    }
+                    await self.send(update, context, t("reason_typed_ask", lang))
+                else:
+                    reason = t(REASONS[int(data.arg)], "en")
+                    await self._answer_held(update, context, screening, hold, reason)
+            case "x" | "s":
+                kind: CloseKind = "exclusion_confirmed" if data.action == "x" else "signed"
+                meaning = SIGN_MEANING if kind == "signed" else None
+                closed = self.service.close(
+                    screening, kind, actor=actor, reason=meaning, update_id=uid
+                )
+                if isinstance(closed, Screening):
+                    self.repo.set_current_screening(actor, None)
+                    key = "signed" if kind == "signed" else "exclusion_confirmed"
+                    await self.send(
+                        update, context, t(key, lang, code=closed.code, name=staff.display_name)
+                    )
+                else:
+                    await self.after(update, context, closed, screening=screening)
+            case "c":
+                outcome = self.service.complete_pending(screening, actor=actor, update_id=uid)
+                await self.after(update, context, outcome, screening=screening)
+            case "d":
+                index, _, verdict = data.arg.partition(":")
+                criterion = protocol.criteria[int(index)]
+                chat["await"] = {
+                    "kind": "decision",
+                    "sid": screening.id,
+                    "rev": screening.row_version,
+                    "criterion": criterion.id,
+                    "approve": verdict == "a",
+                }
+                await self.send(
+                    update,
+                    context,
+                    t(
+                        "decision_reason",
+                        lang,
+                        number=criterion.number,
+                        verdict=t("approved" if verdict == "a" else "rejected", lang),
+                    ),
+                )
+            case _:
+                await self.show(update, context, screening)
+
+    async def _answer_held(
+        self,
+        update: Update,
+        context: Context,
+        screening: Screening,
+        hold: dict[str, Any],
+        reason: str | None,
+    ) -> None:
+        """Record a value that waited for confirmation or for a reason for change."""
+        actor = self.staff(context).telegram_id
+        hold_for_reason = {**hold}
+        if ("value" in hold and hold.get("raw") in {"y", "n", "u"}) or (
+            "value" in hold and str(hold.get("raw", "")).startswith("o")
+        ):
+            outcome = self.service.answer_value(
+                screening,
+                hold["qid"],
+                value_from_json(hold["value"]),
+                hold["raw"],
+                actor=actor,
+                reason=reason,
+                update_id=update.update_id,
+            )
+        else:
+            outcome = self.service.answer_text(
+                screening,
+                hold["raw"],
+                actor=actor,
+                confirmed=True,
+                reason=reason,
+                update_id=update.update_id,
+            )
+        await self.after(update, context, outcome, screening=screening, hold=hold_for_reason)
+
+    async def _record_batch(
+        self, update: Update, context: Context, screening: Screening, items: list[list[str]]
+    ) -> None:
+        """Record the values of one message; those for later questions wait for them."""
+        _chat_data(context)["prefill"] = {
+            "sid": screening.id,
+            "items": {qid: raw for qid, raw in items},
+        }
+        lang = self.lang(update, context)
+        before = screening
+        screening, lines = await self._apply_prefills(update, context, screening)
+        await self._notify_review(context, before, screening)
+        await self.show(update, context, screening, "\n".join(lines) or t("saved", lang, echo="—"))
+
+    async def _review_screen(self, update: Update, context: Context, screening: Screening) -> None:
+        lang, staff = self.lang(update, context), self.staff(context)
+        if staff.role not in (Role.INVESTIGATOR, Role.ADMIN):
+            await self.send(update, context, t("role_needed", lang, role="investigator"))
+            return
+        protocol = self.service.protocol_for(screening)
+        verdict = verdict_of(protocol, screening.state)
+        rows = []
+        for cv in verdict.awaiting_review:
+            index = [c.id for c in protocol.criteria].index(cv.criterion_id)
+            number = protocol.criteria[index].number
+            rows.append(
+                [
+                    _button(
+                        t("b_approve", lang, number=number),
+                        Callback("d", screening.id, screening.row_version, f"{index}:a"),
+                    ),
+                    _button(
+                        t("b_reject", lang, number=number),
+                        Callback("d", screening.id, screening.row_version, f"{index}:r"),
+                    ),
+                ]
+            )
+        text = (
+            f"[{screening.code}] {outcome_text(protocol, screening.state, verdict, lang)}"
+            f"\n\n{summary(protocol, verdict, lang)}"
+        )
+        await self.send(update, context, text, InlineKeyboardMarkup(rows) if rows else None)
+
+    async def _decide(
+        self,
+        update: Update,
+        context: Context,
+        screening: Screening,
+        criterion_id: str,
+        approve: bool,
+        reason: str,
+    ) -> None:
+        lang, staff = self.lang(update, context), self.staff(context)
+        outcome = self.service.decide(
+            screening,
+            criterion_id,
+            approve,
+            reason,
+            actor=staff.telegram_id,
+            update_id=update.update_id,
+        )
+        if not isinstance(outcome, Recorded):
+            await self.after(update, context, outcome, screening=screening)
+            return
+        protocol = self.service.protocol_for(screening)
+        number = protocol.criteria_by_id[criterion_id].number
+        await self.send(update, context, t("decided", lang, code=screening.code))
+        try:
+            await context.bot.send_message(
+                screening.created_by,
+                t(
+                    "notify_decided",
+                    "en",
+                    name=staff.display_name,
+                    code=screening.code,
+                    number=number,
+                    verdict=t("approved" if approve else "rejected", "en"),
+                    reason=reason,
+                ),
+            )
+        except TelegramError:
+            log.warning("could not notify coordinator %s", screening.created_by)
+        await self._review_screen(update, context, outcome.screening)
+
+    # --- errors -------------------------------------------------------------------------------
+
+    async def on_error(self, update: object, context: Context) -> None:
+        """Log the traceback with a reference; apologise to the user with the same reference."""
+        ref = uuid.uuid4().hex[:8]
+        log.error("update failed (ref %s)", ref, exc_info=context.error)
+        if isinstance(update, Update) and update.effective_chat is not None:
+            lang = as_lang(update.effective_user.language_code if update.effective_user else None)
+            try:
+                await context.bot.send_message(update.effective_chat.id, t("error", lang, ref=ref))
+            except TelegramError:
+                log.warning("could not send the apology for ref %s", ref)
+
+    # --- wiring -------------------------------------------------------------------------------
+
+    def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """Add every handler to the application."""
+        app.add_handler(TypeHandler(Update, self.gate), group=-1)
+        for name, callback in (
+            ("start", self.cmd_start),
+            ("help", self.cmd_help),
+            ("new", self.cmd_new),
+            ("resume", self.cmd_resume),
+            ("status", self.cmd_status),
+            ("back", self.cmd_back),
+            ("cancel", self.cmd_cancel),
+            ("review", self.cmd_review),
+            ("language", self.cmd_language),
+            ("staff", self.cmd_staff),
+        ):
+            app.add_handler(CommandHandler(name, callback))
+        app.add_handler(CallbackQueryHandler(self.on_button))
+        app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.on_text))
+        app.add_error_handler(self.on_error)
+
+    @staticmethod
+    async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """Register the command menu in both languages."""
+        for lang, commands in COMMANDS.items():
+            await app.bot.set_my_commands(
+                [BotCommand(c, d) for c, d in commands],
+                language_code=None if lang == "en" else lang,
+            )
+
+
+def _ago(delta: Any) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{max(minutes, 0)} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} d"
+
+
+def build_application(
+    service: ScreeningService,
+    settings: Settings,
+    *,
+    request: BaseRequest | None = None,
+    rate_limit: bool = True,
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The python-telegram-bot application with every handler registered.
+
+    Args:
+        service: The screening use cases.
+        settings: Token, Bot API URLs.
+        request: A transport to use instead of HTTP (the tests' fake Bot API).
+        rate_limit: Apply Telegram's rate limits (python-telegram-bot's ``AIORateLimiter``).
+
+    Raises:
+        ValueError: No bot token is configured.
+    """
+    if settings.bot_token is None:
+        raise ValueError(MISSING_TOKEN)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.bot_token.get_secret_value())
+        .base_url(settings.base_url)
+        .base_file_url(settings.base_file_url)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    if rate_limit:
+        limiter: Any = AIORateLimiter()  # generic over its arguments; the builder's default is None
+        builder = builder.rate_limiter(limiter)
+    handlers = PrescreenBot(service, settings)
+    app = builder.post_init(handlers.post_init).build()
+    handlers.register(app)
+    return app
+
+
+MISSING_TOKEN = (
+    "No bot token: set PRESCREEN_BOT_TOKEN in .env or the environment. To get one, talk to "
+    "@BotFather in Telegram, send /newbot, and copy the token it gives you "
+    "(it looks like 123456789:AA…)."
+)
