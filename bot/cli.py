@@ -187,6 +187,21 @@ def console(lang: Annotated[str, typer.Option(help="en or zh")] = "en") -> None:
     Console(service, actor, as_lang(lang)).run()
 
 
+@app.command("run")
+def run(
+    webhook: Annotated[bool, typer.Option(help="Serve a webhook instead of polling.")] = False,
+) -> None:
+    """Run the Telegram bot (polling by default)."""
+    from bot.runner import NotConfigured
+    from bot.runner import run as run_bot
+
+    try:
+        run_bot(load_settings(), webhook=webhook)
+    except NotConfigured as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def main() -> None:
     """Entry point of the ``prescreen`` console script."""
     app()

@@ -14,8 +14,13 @@ DEFAULT_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$"
 class Settings(BaseSettings):
     """Every setting of Prescreen; each is documented in ``.env.example`` and the README."""
 
+    # Empty values (as in a copied .env.example) mean "not set": the default applies.
     model_config = SettingsConfigDict(
-        env_prefix="PRESCREEN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="PRESCREEN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
     )
 
     bot_token: SecretStr | None = None

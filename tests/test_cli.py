@@ -7,7 +7,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from storage.db import head_revision, make_engine
 
 runner = CliRunner()
@@ -62,3 +62,26 @@ def test_audit_verify(db_env: str) -> None:
     assert broken.exit_code == 1
     assert "S-500: BROKEN at event 2: event 2 (answer_recorded) was altered" in broken.output
     assert runner.invoke(app, ["audit", "verify", "NOPE-1"]).exit_code == 1
+
+
+def test_run_without_a_token_says_how_to_get_one(
+    db_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PRESCREEN_BOT_TOKEN", raising=False)
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "@BotFather" in result.output and "PRESCREEN_BOT_TOKEN" in result.output
+
+
+def test_every_setting_is_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).resolve().parents[1]
+    example = (root / ".env.example").read_text()
+    readme = (root / "README.md").read_text()
+    for name in Settings.model_fields:
+        variable = f"PRESCREEN_{name.upper()}"
+        assert f"\n{variable}=" in example, variable
+        assert variable in readme, variable
+    # A copied .env.example, as is, gives the defaults (empty means unset).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(example)
+    assert load_settings() == Settings(_env_file=None)

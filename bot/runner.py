@@ -1,0 +1,68 @@
+"""Running the bot: polling, or a webhook server (several processes can share PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlparse
+
+from telegram import Update
+
+from bot.container import build
+from bot.service import ScreeningService
+from bot.settings import Settings
+from bot.telegram_bot import build_application
+
+log = logging.getLogger(__name__)
+
+
+class NotConfigured(RuntimeError):
+    """A setting needed to run is missing."""
+
+
+def configure_logging(level: str) -> None:
+    """Log at ``level``; keep HTTP client logs quiet because their URLs contain the token."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def webhook_path(settings: Settings) -> str:
+    """The URL path the webhook listens on: the path of ``webhook_url``."""
+    assert settings.webhook_url is not None
+    return urlparse(settings.webhook_url).path.strip("/") or "telegram"
+
+
+def run(settings: Settings, *, webhook: bool = False) -> None:
+    """Run the bot until interrupted.
+
+    Raises:
+        NotConfigured: No token, or webhook mode without its URL and secret.
+    """
+    from bot.telegram_bot import MISSING_TOKEN
+
+    if settings.bot_token is None:
+        raise NotConfigured(MISSING_TOKEN)
+    if webhook and (settings.webhook_url is None or settings.webhook_secret is None):
+        raise NotConfigured(
+            "Webhook mode needs PRESCREEN_WEBHOOK_URL (the public https URL "
+            "Telegram posts to) and PRESCREEN_WEBHOOK_SECRET (any random "
+            "string; Telegram sends it back in a header that is checked)."
+        )
+    configure_logging(settings.log_level)
+    container = build(settings)
+    service = ScreeningService(container.repo, container.catalog, settings.code_pattern)
+    app = build_application(service, settings)
+    log.info("serving %s", ", ".join(p.label for p in container.catalog.current()))
+    if webhook:
+        assert settings.webhook_secret is not None
+        app.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=webhook_path(settings),
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=Update.ALL_TYPES,
+        )
+    else:
+        app.run_polling(allowed_updates=Update.ALL_TYPES)
