@@ -1,0 +1,86 @@
+"""Cost of the screening engine: one dialog step, a whole screening, building the machine."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+from flows import Answer, Parsed, Protocol, current_question, parse_answer, start, step
+from flows.dialog import DialogMachine
+from flows.loader import BUNDLED_DIR, load_protocol
+
+ANSWERS = {
+    "consent_signed": "yes",
+    "willing_to_comply": "yes",
+    "diagnosis": "b_all_rr",
+    "cr_achieved": "yes",
+    "marrow_blasts": "2",
+    "peripheral_blasts": "no",
+    "extramedullary": "no",
+    "transplant": "no_donor",
+    "age": "45",
+    "sex": "female",
+    "ecog": "1",
+    "cd19_positive": "yes",
+    "survival_over_3_months": "yes",
+    "creatinine": "0.8x ULN",
+    "lvef": "60",
+    "spo2": "97",
+    "bilirubin": "10 umol/L ULN 21",
+    "alt": "30 U/L ULN 40",
+    "ast": "35 U/L ULN 40",
+    "venous_access": "yes",
+    "hemoglobin": "9.5 g/dL",
+    "anc": "1200/µL",
+    "platelets": "150",
+    "childbearing_potential": "yes",
+    "pregnancy_test": "negative",
+    "contraception": "yes",
+}
+
+
+def per_call_us(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median and 99th percentile of one call, in microseconds."""
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - t0) / 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+def full_screening(protocol: Protocol) -> int:
+    """Parse and step through an eligible screening; returns the number of steps."""
+    state, steps = start(protocol), 0
+    while not state.finished:
+        question = current_question(protocol, state)
+        assert question is not None
+        parsed = parse_answer(question, ANSWERS[question.id])
+        assert isinstance(parsed, Parsed)
+        state = step(protocol, state, Answer(question.id, parsed.value)).state
+        steps += 1
+    return steps
+
+
+def main() -> None:
+    """Print the engine's figures."""
+    protocol = load_protocol(BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml")
+    first = start(protocol)
+    event = Answer("consent_signed", True)
+    step(protocol, first, event)  # warm the shared machine
+    p50, p99 = per_call_us(lambda: step(protocol, first, event), 2000)
+    print(f"engine step (first question):   p50 {p50:8.1f} µs   p99 {p99:8.1f} µs")
+    steps = full_screening(protocol)
+    p50, p99 = per_call_us(lambda: full_screening(protocol), 100)
+    print(
+        f"full eligible screening ({steps} steps, parsing included): "
+        f"p50 {p50:8.1f} µs   p99 {p99:8.1f} µs   ({p50 / steps:.1f} µs per answer)"
+    )
+    p50, p99 = per_call_us(lambda: DialogMachine(protocol), 50)
+    print(f"building the dialog machine:    p50 {p50:8.1f} µs   p99 {p99:8.1f} µs")
+
+
+if __name__ == "__main__":
+    main()
