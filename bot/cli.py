@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +16,8 @@ from flows.diagram import mermaid
 from flows.loader import check_protocol_file
 from storage.audit import ChainReport, verify_entries
 from storage.db import current_revision, head_revision, make_engine, upgrade
-from storage.records import Role, Staff
+from storage.records import Role, Screening, Staff
+from storage.repository import Repository
 
 app = typer.Typer(help="Prescreen: pre-screen patients for clinical trials.", no_args_is_help=True)
 protocol_app = typer.Typer(help="Validate and inspect protocol files.", no_args_is_help=True)
@@ -100,8 +103,28 @@ def _report(report: ChainReport) -> bool:
 @audit_app.command("verify")
 def audit_verify(
     code: Annotated[str | None, typer.Argument(help="Screening code; all when omitted.")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            exists=True,
+            dir_okay=False,
+            help="Check an exported JSON transcript instead of the database.",
+        ),
+    ] = None,
 ) -> None:
     """Recompute the audit hash chain(s) and report the first broken link."""
+    if file is not None:
+        from storage.exporters import verify_transcript_json
+
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            typer.echo(f"{file}: not JSON: {exc}")
+            raise typer.Exit(1) from exc
+        if not _report(verify_transcript_json(data)):
+            raise typer.Exit(1)
+        return
     container = _container()
     codes = [code] if code else container.repo.audited_codes()
     results = [_report(verify_entries(c, container.repo.audit_events(c))) for c in codes]
@@ -166,6 +189,102 @@ def staff_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
             f"{s.telegram_id}\t{s.display_name}\t{s.role.value}\t"
             f"{'active' if s.active else 'removed'}\t{s.site or ''}"
         )
+
+
+# --- export and report ------------------------------------------------------------------------
+
+_DAWN = datetime(1970, 1, 1, tzinfo=UTC)
+_DUSK = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _aware(moment: datetime | None, default: datetime) -> datetime:
+    if moment is None:
+        return default
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _select(
+    repo: Repository,
+    code: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    status: str | None,
+) -> Iterator[Screening]:
+    if code is not None:
+        found = repo.find_screening(code)
+        if found is not None:
+            yield found
+        return
+    for screening in repo.in_range(_aware(since, _DAWN), _aware(until, _DUSK)):
+        if status is None or screening.status == status:
+            yield screening
+
+
+Since = Annotated[datetime | None, typer.Option(help="Screenings started at or after (UTC).")]
+Until = Annotated[datetime | None, typer.Option(help="Screenings started before (UTC).")]
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Argument(help="ZIP file to write.")],
+    code: Annotated[str | None, typer.Option(help="One screening.")] = None,
+    since: Since = None,
+    until: Until = None,
+    status: Annotated[str | None, typer.Option(help="Only this status (e.g. eligible).")] = None,
+    formats: Annotated[str, typer.Option(help="Comma-separated: pdf, csv, json.")] = "pdf,csv,json",
+) -> None:
+    """Export transcripts (PDF, CSV, JSON per screening) into a ZIP; everything by default."""
+    from bot.service import ScreeningService
+    from storage.exporters import write_zip
+    from storage.transcript import StaffDirectory, build_transcript
+
+    container = _container()
+    service = ScreeningService(container.repo, container.catalog, container.settings.code_pattern)
+    directory = StaffDirectory(container.repo)
+    now = datetime.now(UTC)
+    tz = container.settings.timezone
+
+    with typer.progressbar(
+        _select(container.repo, code, since, until, status), label="exporting", show_pos=True
+    ) as screenings:
+        transcripts = (
+            build_transcript(
+                container.repo, s, service.protocol_for(s), timezone=tz, now=now, staff=directory
+            )
+            for s in screenings
+        )
+        with out.open("wb") as target:
+            count = write_zip(target, transcripts, [f.strip() for f in formats.split(",")])
+    typer.echo(f"{count} screening(s) exported to {out}")
+    if code is not None and count == 0:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report(
+    out: Annotated[Path, typer.Option(help="CSV of counts by status.")] = Path("screening-log.csv"),
+    chart: Annotated[Path | None, typer.Option(help="PNG bar chart to write.")] = None,
+    period: Annotated[str, typer.Option(help="day, week, month or year.")] = "month",
+    since: Since = None,
+    until: Until = None,
+) -> None:
+    """The screening log: counts per trial and period, without any identifier."""
+    from bot.service import ScreeningService
+    from storage.report import screening_log
+
+    if period not in {"day", "week", "month", "year"}:
+        raise typer.BadParameter("period must be day, week, month or year")
+    container = _container()
+    service = ScreeningService(container.repo, container.catalog, container.settings.code_pattern)
+    screenings = container.repo.in_range(_aware(since, _DAWN), _aware(until, _DUSK))
+    log = screening_log(((s, service.protocol_for(s)) for s in screenings), period)  # type: ignore[arg-type]
+    out.write_text(log.status_csv(), encoding="utf-8")
+    criteria = out.with_name(f"{out.stem}-criteria.csv")
+    criteria.write_text(log.criterion_csv(), encoding="utf-8")
+    typer.echo(f"wrote {out} and {criteria}")
+    if chart is not None:
+        log.chart(chart)
+        typer.echo(f"wrote {chart}")
 
 
 # --- console ----------------------------------------------------------------------------------

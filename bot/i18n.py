@@ -18,12 +18,13 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "/resume – my unfinished screenings\n/status – where the screening stands\n"
         "/back – change an earlier answer\n/cancel – abandon the screening\n"
         "/review – screenings awaiting an investigator (investigators)\n"
+        "/export – the transcript of a screening (PDF and JSON)\n"
         "/staff – manage staff (admins)\n/language – English / 中文\n\n"
         "Type numbers as printed on the lab report, e.g. 9.5 g/dL or 1200/µL; several at once: "
         "“Hb 9.5 g/dL, ANC 1200/µL, PLT 150”. 'unknown' is always accepted.",
         "zh": "/new – 开始筛选（仅用筛选编号，勿用姓名）\n/resume – 我未完成的筛选\n"
         "/status – 当前进度\n/back – 修改之前的答案\n/cancel – 放弃筛选\n"
-        "/review – 待研究者裁定的筛选（研究者）\n/staff – 管理人员（管理员）\n"
+        "/review – 待研究者裁定的筛选（研究者）\n/export – 导出筛选记录（PDF 与 JSON）\n/staff – 管理人员（管理员）\n"
         "/language – English / 中文\n\n请按化验单填写数值，例如 9.5 g/dL 或 1200/µL；可一次输入多项："
         "“Hb 9.5 g/dL, ANC 1200/µL, PLT 150”。随时可回答“未知”。",
     },
@@ -139,6 +140,14 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "removed": {"en": "access withdrawn", "zh": "已停用"},
     "approved": {"en": "approved", "zh": "批准"},
     "rejected": {"en": "rejected", "zh": "否决"},
+    "export_usage": {
+        "en": "Send /export CODE, or /export while working on a screening.",
+        "zh": "请发送 /export 筛选编号，或在筛选过程中发送 /export。",
+    },
+    "export_caption": {
+        "en": "Transcript of screening {code} (PDF; the JSON carries the audit chain).",
+        "zh": "筛选 {code} 的记录（PDF；JSON 含审计链）。",
+    },
     # buttons
     "b_yes": {"en": "Yes", "zh": "是"},
     "b_no": {"en": "No", "zh": "否"},

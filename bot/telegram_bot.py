@@ -9,6 +9,7 @@ nothing is recorded before that.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -66,7 +67,9 @@ from flows.render import STATUS_LABEL, answer_text, outcome_text, question_text,
 from flows.schema import ChoiceQuestion, YesNoQuestion
 from flows.text import Lang, as_lang
 from flows.values import value_from_json, value_to_json
+from storage.exporters import transcript_json, transcript_pdf
 from storage.records import CloseKind, Role, Screening, Staff
+from storage.transcript import build_transcript
 
 log = logging.getLogger(__name__)
 
@@ -526,6 +529,39 @@ class PrescreenBot:
         ]
         await self.send(update, context, t("review_list", lang), InlineKeyboardMarkup(rows))
 
+    async def cmd_export(self, update: Update, context: Context) -> None:
+        """/export [CODE]: the transcript of the current (or a named) screening, PDF and JSON."""
+        lang, staff = self.lang(update, context), self.staff(context)
+        if context.args:
+            screening = self.repo.find_screening(context.args[0])
+        elif staff.current_screening_id is not None:
+            screening = self.repo.get_screening(staff.current_screening_id)
+        else:
+            screening = None
+        if screening is None:
+            await self.send(update, context, t("export_usage", lang))
+            return
+        if not can_access(staff, screening):
+            await self.send(update, context, t("not_yours", lang, code=screening.code))
+            return
+        transcript = build_transcript(
+            self.repo,
+            screening,
+            self.service.protocol_for(screening),
+            timezone=self.settings.timezone,
+            now=datetime.now(UTC),
+        )
+        chat = update.effective_chat
+        assert chat is not None
+        data = json.dumps(transcript_json(transcript), ensure_ascii=False, indent=1)
+        await context.bot.send_document(
+            chat.id,
+            transcript_pdf(transcript),
+            filename=f"{screening.code}.pdf",
+            caption=t("export_caption", lang, code=screening.code),
+        )
+        await context.bot.send_document(chat.id, data.encode(), filename=f"{screening.code}.json")
+
     async def cmd_language(self, update: Update, context: Context) -> None:
         """/language: English or Chinese."""
         rows = [
@@ -774,16 +810,22 @@ class PrescreenBot:
                     value = choice == "y"
                 elif choice.startswith("o") and isinstance(question, ChoiceQuestion):
                     value = question.options[int(choice[1:])].id
-                outcome = self.service.answer_value(
-                    screening, question.id, value, choice, actor=actor, update_id=uid
-                )
                 echo = answer_text(protocol, question.id, value, lang)
+                tapped = f"[tap] {echo}"  # nothing was typed: record the label that was tapped
+                outcome = self.service.answer_value(
+                    screening, question.id, value, tapped, actor=actor, update_id=uid
+                )
                 await self.after(
                     update,
                     context,
                     outcome,
                     screening=screening,
-                    hold={"sid": screening.id, "rev": screening.row_version, "raw": choice},
+                    hold={
+                        "sid": screening.id,
+                        "rev": screening.row_version,
+                        "raw": tapped,
+                        "tapped": True,
+                    },
                     echo_prefix=t("saved", lang, echo=echo),
                 )
             case "p" | "g":
@@ -875,10 +917,7 @@ class PrescreenBot:
     ) -> None:
         """Record a value that waited for confirmation or for a reason for change."""
         actor = self.staff(context).telegram_id
-        hold_for_reason = {**hold}
-        if ("value" in hold and hold.get("raw") in {"y", "n", "u"}) or (
-            "value" in hold and str(hold.get("raw", "")).startswith("o")
-        ):
+        if hold.get("tapped"):
             outcome = self.service.answer_value(
                 screening,
                 hold["qid"],
@@ -897,7 +936,7 @@ class PrescreenBot:
                 reason=reason,
                 update_id=update.update_id,
             )
-        await self.after(update, context, outcome, screening=screening, hold=hold_for_reason)
+        await self.after(update, context, outcome, screening=screening, hold=hold)
 
     async def _record_batch(
         self, update: Update, context: Context, screening: Screening, items: list[list[str]]
@@ -1011,6 +1050,7 @@ class PrescreenBot:
             ("cancel", self.cmd_cancel),
             ("review", self.cmd_review),
             ("language", self.cmd_language),
+            ("export", self.cmd_export),
             ("staff", self.cmd_staff),
         ):
             app.add_handler(CommandHandler(name, callback))

@@ -59,6 +59,11 @@ class FakeBotAPI(BaseRequest):
         """Record the call and answer as the Bot API would."""
         name = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
+        if request_data is not None and request_data.contains_files:
+            # (filename, content) of every uploaded file; part names are random
+            params["_files"] = [
+                (value[0], value[1]) for value in (request_data.multipart_data or {}).values()
+            ]
         self.calls.append((name, params))
         return 200, json.dumps({"ok": True, "result": self._result(name, params)}).encode()
 

@@ -342,3 +342,28 @@ async def test_with_the_rate_limiter(tmp_path: object, seed: Protocol, world: Bo
         assert limited.errors == []
     finally:
         await limited.app.shutdown()
+
+
+async def test_export_in_chat(world: BotWorld) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    alice = world.chat(ALICE)
+    await alice.send("/new S-118")
+    await alice.press("No")
+    await alice.send("/export")
+    documents = world.api.methods("sendDocument")
+    files = [d["_files"][0] for d in documents]
+    assert [name for name, _ in files] == ["S-118.pdf", "S-118.json"]
+    pdf = PdfReader(io.BytesIO(files[0][1]))
+    assert "Screening transcript S-118" in pdf.pages[0].extract_text()
+    assert b'"code": "S-118"' in files[1][1]
+
+    # Another coordinator may not export Alice's screening.
+    from storage.records import Role, Staff
+
+    world.repo.save_staff(Staff(5007, "Bob", Role.COORDINATOR))
+    bob = world.chat(5007, "Bob")
+    assert await bob.send("/export S-118") == ["You may not open screening S-118."]
+    assert len(world.api.methods("sendDocument")) == 2

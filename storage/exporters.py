@@ -1,0 +1,294 @@
+"""Transcript exports: JSON and CSV for machines, PDF for people, a ZIP of many.
+
+The JSON carries the audit chain (every event with its hashes), so that
+``prescreen audit verify --file transcript.json`` can check it without the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from fpdf import FPDF
+
+from storage.audit import ChainLink, ChainReport, verify_chain
+from storage.transcript import Person, Transcript
+
+FORMAT = "prescreen-transcript/1"
+
+
+def _person(person: Person | None) -> dict[str, Any] | None:
+    if person is None:
+        return None
+    return {"telegram_id": person.telegram_id, "name": person.name, "role": person.role}
+
+
+def transcript_json(t: Transcript) -> dict[str, Any]:
+    """The transcript as JSON-compatible data, chain included."""
+    s, p = t.screening, t.protocol
+    return {
+        "format": FORMAT,
+        "generated_at": t.generated_at.isoformat(),
+        "timezone": t.timezone,
+        "trial": {
+            "id": p.id,
+            "registry": p.registry,
+            "title": p.title.en,
+            "protocol_version": p.version,
+            "protocol_sha256": p.digest,
+        },
+        "screening": {
+            "code": s.code,
+            "status": t.status,
+            "created_by": s.created_by,
+            "created_at": s.created_at.isoformat(),
+            "closed_at": s.closed_at.isoformat() if s.closed_at else None,
+            "close_kind": s.close_kind,
+            "close_reason": s.close_reason,
+            "signed_by": _person(t.signed_by),
+        },
+        "outcome": t.outcome,
+        "criteria": [
+            {
+                "number": c.number,
+                "text": c.text,
+                "outcome": c.outcome,
+                "explanation": list(c.explanation),
+            }
+            for c in t.criteria
+        ],
+        "events": [
+            {
+                "seq": e.entry.seq,
+                "kind": e.entry.kind,
+                "at": e.entry.at.isoformat(),
+                "at_local": t.local(e.entry.at).isoformat(),
+                "actor": e.entry.actor,
+                "actor_name": e.actor.name,
+                "actor_role": e.actor.role,
+                "description": e.description,
+                "payload": e.entry.payload,
+                "prev_hash": e.entry.prev_hash,
+                "hash": e.entry.hash,
+            }
+            for e in t.events
+        ],
+        "chain": {
+            "verified": t.chain.ok,
+            "events": t.chain.checked,
+            "head": t.chain.head,
+            "problem": t.chain.problem,
+        },
+    }
+
+
+def verify_transcript_json(data: dict[str, Any]) -> ChainReport:
+    """Check the audit chain carried by an exported JSON transcript, without the database."""
+    if data.get("format") != FORMAT:
+        return ChainReport(
+            str(data.get("screening", {}).get("code", "?")), 0, False, None, f"not a {FORMAT} file"
+        )
+    links = [
+        ChainLink(
+            int(e["seq"]),
+            str(e["kind"]),
+            e["payload"],
+            e["actor"],
+            datetime.fromisoformat(e["at"]),
+            str(e["prev_hash"]),
+            str(e["hash"]),
+        )
+        for e in data["events"]
+    ]
+    return verify_chain(str(data["screening"]["code"]), links)
+
+
+CSV_COLUMNS = (
+    "code",
+    "seq",
+    "at_utc",
+    "at_local",
+    "actor_id",
+    "actor_name",
+    "actor_role",
+    "kind",
+    "question",
+    "raw",
+    "normalised",
+    "previous",
+    "reason",
+    "criterion",
+    "approve",
+    "status_after",
+    "description",
+    "hash",
+)
+
+
+def transcript_rows(t: Transcript) -> Iterator[dict[str, Any]]:
+    """One CSV row per audit event."""
+    for e in t.events:
+        p = e.entry.payload
+        yield {
+            "code": t.screening.code,
+            "seq": e.entry.seq,
+            "at_utc": e.entry.at.isoformat(),
+            "at_local": t.local(e.entry.at).isoformat(),
+            "actor_id": e.entry.actor,
+            "actor_name": e.actor.name,
+            "actor_role": e.actor.role,
+            "kind": e.entry.kind,
+            "question": p.get("question", ""),
+            "raw": p.get("raw", ""),
+            "normalised": p.get("normalised", ""),
+            "previous": p.get("previous_normalised", ""),
+            "reason": p.get("reason", "") or "",
+            "criterion": p.get("criterion", ""),
+            "approve": p.get("approve", ""),
+            "status_after": (p.get("outcome") or {}).get("status", ""),
+            "description": e.description,
+            "hash": e.entry.hash,
+        }
+
+
+def transcript_csv(t: Transcript) -> str:
+    """The transcript's events as CSV text."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(transcript_rows(t))
+    return out.getvalue()
+
+
+def _font_dir() -> Path:
+    # DejaVu Sans covers ≤ ≥ × µ ⁹ and the other symbols of lab values; matplotlib ships it.
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+class _TranscriptPDF(FPDF):
+    def __init__(self, t: Transcript) -> None:
+        super().__init__(format=(148, 210))  # A5: a narrow page stays readable on a phone
+        self.t = t
+        fonts = _font_dir()
+        self.add_font("DejaVu", "", str(fonts / "DejaVuSans.ttf"))
+        self.add_font("DejaVu", "B", str(fonts / "DejaVuSans-Bold.ttf"))
+        self.set_auto_page_break(True, margin=18)
+        self.set_margins(10, 16, 10)
+        self.alias_nb_pages()
+
+    def header(self) -> None:
+        self.set_font("DejaVu", "B", 8)
+        p = self.t.protocol
+        self.cell(
+            0,
+            5,
+            f"{p.id} v{p.version} · Screening {self.t.screening.code}",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+        self.ln(2)
+
+    def footer(self) -> None:
+        self.set_y(-14)
+        self.set_font("DejaVu", "", 6)
+        self.cell(
+            0,
+            3,
+            f"Page {self.page_no()} of {{nb}} · generated {self.t.generated_at:%Y-%m-%d %H:%M} UTC",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+        self.cell(0, 3, f"Audit chain head {self.t.chain.head}")
+
+
+def transcript_pdf(t: Transcript) -> bytes:
+    """The transcript as a PDF document."""
+    pdf = _TranscriptPDF(t)
+    pdf.add_page()
+    width = pdf.epw
+
+    def heading(text: str) -> None:
+        pdf.ln(2)
+        pdf.set_font("DejaVu", "B", 10)
+        pdf.multi_cell(width, 5, text, align="L", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("DejaVu", "", 8)
+
+    def para(text: str) -> None:
+        pdf.multi_cell(width, 4, text, align="L", new_x="LMARGIN", new_y="NEXT")
+
+    s, p = t.screening, t.protocol
+    heading(f"Screening transcript {s.code}")
+    para(p.title.en)
+    para(f"Trial {p.id} · registry {p.registry or 'not given'} · protocol version {p.version}")
+    para(f"Protocol sha256 {p.digest}")
+    para(
+        f"Status: {t.status}. Started {s.created_at:%Y-%m-%d %H:%M} UTC "
+        f"({t.local(s.created_at):%Y-%m-%d %H:%M} {t.timezone})."
+    )
+    if t.signed_by is not None and s.closed_at is not None:
+        para(
+            f"Signed by {t.signed_by.name} ({t.signed_by.role}, Telegram {t.signed_by.telegram_id})"
+            f" on {s.closed_at:%Y-%m-%d %H:%M} UTC: “{s.close_reason}”"
+        )
+    elif s.close_kind:
+        para(f"Closed ({s.close_kind.replace('_', ' ')}): {s.close_reason or ''}")
+    heading("Outcome")
+    para(t.outcome or t.status)
+    heading("Criteria")
+    for c in t.criteria:
+        pdf.set_font("DejaVu", "B", 8)
+        para(f"Criterion {c.number}: {c.outcome}")
+        pdf.set_font("DejaVu", "", 8)
+        para(c.text)
+        for line in c.explanation:
+            para(f"  • {line}")
+    heading("Events (who, what, when)")
+    for e in t.events:
+        local = t.local(e.entry.at)
+        pdf.set_font("DejaVu", "B", 7)
+        para(
+            f"#{e.entry.seq} {e.entry.at:%Y-%m-%d %H:%M:%S} UTC ({local:%H:%M} {t.timezone}) · "
+            f"{e.actor.name} ({e.actor.role}, {e.entry.actor})"
+        )
+        pdf.set_font("DejaVu", "", 8)
+        para(e.description)
+    heading("Audit chain")
+    verdict = (
+        "verified" if t.chain.ok else f"BROKEN at event {t.chain.broken_at}: {t.chain.problem}"
+    )
+    para(f"{t.chain.checked} events, {verdict}. Head hash {t.chain.head}")
+    return bytes(pdf.output())
+
+
+def write_zip(
+    target: IO[bytes],
+    transcripts: Iterable[Transcript],
+    formats: Iterable[str] = ("pdf", "csv", "json"),
+) -> int:
+    """Write transcripts into a ZIP one at a time (memory does not grow with their number).
+
+    Returns:
+        The number of screenings written.
+    """
+    wanted = tuple(formats)
+    count = 0
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for t in transcripts:
+            base = f"{t.screening.code}/{t.screening.code}"
+            if "json" in wanted:
+                # Compact JSON: the C encoder (indentation falls back to the slow one).
+                archive.writestr(f"{base}.json", json.dumps(transcript_json(t), ensure_ascii=False))
+            if "csv" in wanted:
+                archive.writestr(f"{base}.csv", transcript_csv(t))
+            if "pdf" in wanted:
+                archive.writestr(f"{base}.pdf", transcript_pdf(t))
+            count += 1
+    return count
