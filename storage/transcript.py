@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo
 from flows import Protocol, verdict_of
 from flows.render import (
     STATUS_LABEL,
+    answer_text,
     criterion_number,
     describe_check,
     outcome_text,
     question_label,
 )
+from flows.values import value_from_json
 from flows.verdict import Outcome
 from storage.audit import ChainReport, verify_entries
 from storage.records import AuditEntry, Screening, Staff
@@ -85,6 +87,13 @@ def _label(protocol: Protocol, qid: str) -> str:
     return question_label(protocol, qid, "en")
 
 
+def _shown(protocol: Protocol, qid: str, value: Any) -> str:
+    """A stored value as words: option labels, yes/no, canonical units with the ULN multiple."""
+    if not isinstance(value, dict):
+        return "?"
+    return answer_text(protocol, qid, value_from_json(value), "en")
+
+
 def describe(protocol: Protocol, kind: str, payload: dict[str, Any]) -> str:
     """An audit event in words."""
     qid = str(payload.get("question", ""))
@@ -99,12 +108,14 @@ def describe(protocol: Protocol, kind: str, payload: dict[str, Any]) -> str:
         case "answer_recorded":
             text = (
                 f"{_label(protocol, qid)}:{wording} answered “{payload.get('raw')}” "
-                f"= {payload.get('normalised')}"
+                f"= {_shown(protocol, qid, payload.get('value'))}"
             )
         case "answer_corrected":
             text = (
-                f"{_label(protocol, qid)} changed from {payload.get('previous_normalised')} "
-                f"to {payload.get('normalised')} (entered “{payload.get('raw')}”); "
+                f"{_label(protocol, qid)} changed from "
+                f"{_shown(protocol, qid, payload.get('previous'))} to "
+                f"{_shown(protocol, qid, payload.get('value'))} "
+                f"(entered “{payload.get('raw')}”); "
                 f"reason for change: {payload.get('reason') or 'none given'}"
             )
         case "answer_retired":
