@@ -155,13 +155,13 @@ def staff_add(
 @staff_app.command("remove")
 def staff_remove(telegram_id: int) -> None:
     """Withdraw a staff member's access (the record is kept for the audit trail)."""
-    repo = _container().repo
-    staff = repo.get_staff(telegram_id)
-    if staff is None:
+    from bot.service import withdraw_access
+
+    removed = withdraw_access(_container().repo, telegram_id)
+    if removed is None:
         typer.echo(f"{telegram_id}: not a staff member", err=True)
         raise typer.Exit(1)
-    repo.save_staff(Staff(staff.telegram_id, staff.display_name, staff.role, False, staff.site))
-    typer.echo(f"{telegram_id} {staff.display_name}: access withdrawn")
+    typer.echo(f"{telegram_id} {removed.display_name}: access withdrawn")
 
 
 @staff_app.command("list")

@@ -104,6 +104,16 @@ def can_access(staff: Staff, screening: Screening) -> bool:
     )
 
 
+def withdraw_access(repo: Repository, telegram_id: int) -> Staff | None:
+    """Deactivate a staff member; the record stays for the audit trail. ``None`` if unknown."""
+    member = repo.get_staff(telegram_id)
+    if member is None:
+        return None
+    return repo.save_staff(
+        Staff(member.telegram_id, member.display_name, member.role, False, member.site)
+    )
+
+
 def needs_reason(screening: Screening, question_id: str, value: AnswerValue) -> AnswerValue | None:
     """The earlier answer a new value would change, when that change needs a reason.
 

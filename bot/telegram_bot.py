@@ -47,6 +47,7 @@ from bot.service import (
     Refused,
     ScreeningService,
     can_access,
+    withdraw_access,
 )
 from bot.settings import Settings
 from flows import (
@@ -585,11 +586,7 @@ class PrescreenBot:
             return
         args = list(context.args or [])
         if args[:1] == ["list"]:
-            lines = [
-                f"{s.telegram_id} {s.display_name}: {s.role.value}, "
-                f"{t('active' if s.active else 'removed', lang)}"
-                for s in self.repo.list_staff()
-            ]
+            lines = [_staff_line(member, lang) for member in self.repo.list_staff()]
             await self.send(update, context, "\n".join(lines))
             return
         if len(args) >= 3 and args[0] == "add" and args[1].isdigit():
@@ -598,39 +595,12 @@ class PrescreenBot:
                 role = Role(args.pop())
             name = " ".join(args[2:])
             saved = self.repo.save_staff(Staff(int(args[1]), name, role))
-            await self.send(
-                update,
-                context,
-                t(
-                    "staff_saved",
-                    lang,
-                    id=saved.telegram_id,
-                    name=saved.display_name,
-                    role=saved.role.value,
-                    state=t("active", lang),
-                ),
-            )
+            await self.send(update, context, _staff_line(saved, lang))
             return
         if len(args) == 2 and args[0] == "remove" and args[1].isdigit():
-            member = self.repo.get_staff(int(args[1]))
-            if member is None:
-                await self.send(update, context, t("staff_unknown", lang, id=args[1]))
-                return
-            self.repo.save_staff(
-                Staff(member.telegram_id, member.display_name, member.role, False, member.site)
-            )
-            await self.send(
-                update,
-                context,
-                t(
-                    "staff_saved",
-                    lang,
-                    id=member.telegram_id,
-                    name=member.display_name,
-                    role=member.role.value,
-                    state=t("removed", lang),
-                ),
-            )
+            removed = withdraw_access(self.repo, int(args[1]))
+            text = _staff_line(removed, lang) if removed else t("staff_unknown", lang, id=args[1])
+            await self.send(update, context, text)
             return
         await self.send(update, context, t("staff_usage", lang))
 
@@ -1066,6 +1036,17 @@ class PrescreenBot:
                 [BotCommand(c, d) for c, d in commands],
                 language_code=None if lang == "en" else lang,
             )
+
+
+def _staff_line(staff: Staff, lang: Lang) -> str:
+    return t(
+        "staff_saved",
+        lang,
+        id=staff.telegram_id,
+        name=staff.display_name,
+        role=staff.role.value,
+        state=t("active" if staff.active else "removed", lang),
+    )
 
 
 def _ago(delta: Any) -> str:
