@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 
 from flows.schema import All, AnyOf, Compare, Expr, Not
 from flows.values import AnswerValue, LabResult, Quantity, Unknown, fmt_decimal
@@ -96,23 +95,9 @@ def _compare(node: Compare, value: AnswerValue | None) -> Truth:
     return bool(low <= number <= high)
 
 
-@lru_cache(maxsize=4096)
 def format_threshold(node: Compare) -> str:
     """The comparison's constant as text: ``14–80``, ``2``, ``0, 1, 2``, ``yes``."""
-
-    def one(v: object) -> str:
-        if isinstance(v, bool):
-            return "yes" if v else "no"
-        if isinstance(v, Decimal):
-            return fmt_decimal(v)
-        return str(v)
-
-    operand = node.operand
-    if node.operator == "between":
-        return f"{one(operand[0])}–{one(operand[1])}"
-    if node.operator == "in":
-        return ", ".join(one(v) for v in operand)
-    return one(operand)
+    return node.threshold_text
 
 
 def format_actual(value: AnswerValue | None, of: str = "value") -> str | None:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from flows.text import Text
+from flows.values import fmt_decimal
 
 _ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
@@ -89,6 +90,24 @@ class Compare(_Frozen):
         """The constant the answer is compared with."""
         op = self.operator
         return self.in_ if op == "in" else getattr(self, op)
+
+    @cached_property
+    def threshold_text(self) -> str:
+        """The constant as text (``14–80``, ``2``, ``0, 1, 2``, ``yes``), computed once."""
+
+        def one(v: object) -> str:
+            if isinstance(v, bool):
+                return "yes" if v else "no"
+            if isinstance(v, Decimal):
+                return fmt_decimal(v)
+            return str(v)
+
+        operand = self.operand
+        if self.operator == "between":
+            return f"{one(operand[0])}–{one(operand[1])}"
+        if self.operator == "in":
+            return ", ".join(one(v) for v in operand)
+        return one(operand)
 
 
 class All(_Frozen):

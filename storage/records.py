@@ -7,7 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from flows import AnswerValue, ScreeningState
+from flows import AnswerValue, Decision, ScreeningState
+from flows.values import value_from_json, value_to_json
 
 
 class Role(StrEnum):
@@ -93,6 +94,31 @@ class AuditEntry:
     at: datetime
     prev_hash: str
     hash: str
+
+
+def state_to_json(state: ScreeningState) -> dict[str, Any]:
+    """The dialog state's data (not its position) as JSON, exactly (decimals as strings)."""
+    return {
+        "answers": {q: value_to_json(v) for q, v in state.answers.items()},
+        "retired": {q: value_to_json(v) for q, v in state.retired.items()},
+        "decisions": {
+            c: {"approve": d.approve, "reason": d.reason} for c, d in state.decisions.items()
+        },
+    }
+
+
+def state_from_json(at: str, revisiting: bool, data: dict[str, Any]) -> ScreeningState:
+    """Rebuild a dialog state from :func:`state_to_json` and its position."""
+    return ScreeningState(
+        at,
+        {q: value_from_json(v) for q, v in data.get("answers", {}).items()},
+        {q: value_from_json(v) for q, v in data.get("retired", {}).items()},
+        {
+            c: Decision(c, bool(d["approve"]), str(d["reason"]))
+            for c, d in data.get("decisions", {}).items()
+        },
+        revisiting,
+    )
 
 
 class StorageError(Exception):

@@ -1,19 +1,22 @@
-"""The SQL repository (SQLite or PostgreSQL through SQLModel)."""
+"""The SQL repository (SQLite or PostgreSQL).
+
+Tables are declared with SQLModel (``storage.tables``); the hot paths (reading a screening,
+recording a step) use SQLAlchemy Core statements on those tables, because every answer goes
+through them and ORM object loading would cost more than the statements themselves.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
 
 from flows import (
     AnswerRecorded,
     AnswerRetired,
-    Decision,
     DecisionRecorded,
     DecisionWithdrawn,
     Protocol,
@@ -35,6 +38,8 @@ from storage.records import (
     Screening,
     Staff,
     StaleWrite,
+    state_from_json,
+    state_to_json,
 )
 from storage.tables import (
     AnswerRow,
@@ -47,21 +52,52 @@ from storage.tables import (
 )
 
 
-def _staff(row: StaffMember) -> Staff:
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+SCREENING = _table(ScreeningRow)
+ANSWER = _table(AnswerRow)
+DECISION = _table(DecisionRow)
+AUDIT = _table(AuditEventRow)
+STAFF = _table(StaffMember)
+PROTOCOL = _table(ProtocolVersion)
+UPDATE = _table(ProcessedUpdate)
+
+
+def _staff(row: Mapping[Any, Any]) -> Staff:
     return Staff(
-        row.telegram_id,
-        row.display_name,
-        Role(row.role),
-        row.active,
-        row.site,
-        row.current_screening_id,
+        row["telegram_id"],
+        row["display_name"],
+        Role(row["role"]),
+        row["active"],
+        row["site"],
+        row["current_screening_id"],
+    )
+
+
+def _record(row: Mapping[Any, Any]) -> Screening:
+    return Screening(
+        id=row["id"],
+        code=row["code"],
+        protocol_id=row["protocol_id"],
+        protocol_version=row["protocol_version"],
+        protocol_digest=row["protocol_digest"],
+        status=row["status"],
+        state=state_from_json(row["at"], row["revisiting"], row["state"]),
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        row_version=row["row_version"],
+        closed_at=row["closed_at"],
+        close_kind=row["close_kind"],
+        close_reason=row["close_reason"],
+        closed_by=row["closed_by"],
     )
 
 
 def _unit(value: Any) -> str | None:
-    if isinstance(value, Quantity | LabResult):
-        return value.unit
-    return None
+    return value.unit if isinstance(value, Quantity | LabResult) else None
 
 
 class SqlRepository:
@@ -72,67 +108,60 @@ class SqlRepository:
         self._clock = clock
         self._locking = engine.dialect.name == "postgresql"
 
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
-
     # --- staff ---
     def get_staff(self, telegram_id: int) -> Staff | None:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session:
-            row = session.exec(select(StaffMember).where(StaffMember.telegram_id == telegram_id))
-            found = row.first()
-            return _staff(found) if found else None
+        with self.engine.connect() as conn:
+            row = conn.execute(select(STAFF).where(STAFF.c.telegram_id == telegram_id)).first()
+            return _staff(row._mapping) if row else None
 
     def save_staff(self, staff: Staff) -> Staff:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
-        with self._session() as session, session.begin():
-            row = session.exec(
-                select(StaffMember).where(StaffMember.telegram_id == staff.telegram_id)
-            ).first()
-            if row is None:
-                row = StaffMember(
-                    telegram_id=staff.telegram_id,
-                    display_name=staff.display_name,
-                    role=staff.role.value,
-                    created_at=now,
-                    updated_at=now,
+        values = {
+            "display_name": staff.display_name,
+            "role": staff.role.value,
+            "active": staff.active,
+            "site": staff.site,
+            "updated_at": now,
+        }
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(STAFF).where(STAFF.c.telegram_id == staff.telegram_id).values(**values)
+            )
+            if done.rowcount == 0:
+                conn.execute(
+                    insert(STAFF).values(telegram_id=staff.telegram_id, created_at=now, **values)
                 )
-            row.display_name, row.role = staff.display_name, staff.role.value
-            row.active, row.site, row.updated_at = staff.active, staff.site, now
-            session.add(row)
-            session.flush()
-            return _staff(row)
+            row = conn.execute(select(STAFF).where(STAFF.c.telegram_id == staff.telegram_id))
+            return _staff(row.one()._mapping)
 
     def set_current_screening(self, telegram_id: int, screening_id: int | None) -> None:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session, session.begin():
-            session.execute(
-                update(StaffMember)
-                .where(col(StaffMember.telegram_id) == telegram_id)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(STAFF)
+                .where(STAFF.c.telegram_id == telegram_id)
                 .values(current_screening_id=screening_id)
             )
 
     def list_staff(self) -> list[Staff]:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session:
-            rows = session.exec(
-                select(StaffMember).order_by(
-                    col(StaffMember.display_name), col(StaffMember.telegram_id)
-                )
-            )
-            return [_staff(r) for r in rows]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(STAFF).order_by(STAFF.c.display_name, STAFF.c.telegram_id))
+            return [_staff(r._mapping) for r in rows]
 
     # --- protocols ---
     def save_protocol(self, protocol: Protocol) -> None:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session, session.begin():
-            self._save_protocol(session, protocol)
+        with self.engine.begin() as conn:
+            self._save_protocol(conn, protocol)
 
-    def _save_protocol(self, session: Session, protocol: Protocol) -> None:
-        if session.get(ProtocolVersion, protocol.digest) is None:
-            session.add(
-                ProtocolVersion(
+    def _save_protocol(self, conn: Connection, protocol: Protocol) -> None:
+        known = conn.execute(select(PROTOCOL.c.digest).where(PROTOCOL.c.digest == protocol.digest))
+        if known.first() is None:
+            conn.execute(
+                insert(PROTOCOL).values(
                     digest=protocol.digest,
                     protocol_id=protocol.id,
                     version=protocol.version,
@@ -140,190 +169,131 @@ class SqlRepository:
                     stored_at=self._clock(),
                 )
             )
-            session.flush()
 
     def load_protocol(self, digest: str) -> Protocol | None:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session:
-            row = session.get(ProtocolVersion, digest)
-            return Protocol.model_validate(row.content) if row else None
+        with self.engine.connect() as conn:
+            row = conn.execute(select(PROTOCOL.c.content).where(PROTOCOL.c.digest == digest))
+            content = row.scalar_one_or_none()
+            return Protocol.model_validate(content) if content is not None else None
 
     # --- reading screenings ---
-    def _records(self, session: Session, rows: Sequence[ScreeningRow]) -> list[Screening]:
-        """Rebuild records with their dialog state, with two queries for any number of rows."""
-        ids = [r.id for r in rows if r.id is not None]
-        if not ids:
-            return []
-        answers: dict[int, list[AnswerRow]] = {i: [] for i in ids}
-        for a in session.exec(
-            select(AnswerRow)
-            .where(col(AnswerRow.screening_id).in_(ids), col(AnswerRow.status) != "superseded")
-            .order_by(col(AnswerRow.id))
-        ):
-            answers[a.screening_id].append(a)
-        decisions: dict[int, list[DecisionRow]] = {i: [] for i in ids}
-        for d in session.exec(
-            select(DecisionRow).where(
-                col(DecisionRow.screening_id).in_(ids), col(DecisionRow.withdrawn_at).is_(None)
-            )
-        ):
-            decisions[d.screening_id].append(d)
-        return [self._record(r, answers[cast(int, r.id)], decisions[cast(int, r.id)]) for r in rows]
-
-    @staticmethod
-    def _record(
-        row: ScreeningRow, answers: list[AnswerRow], decisions: list[DecisionRow]
-    ) -> Screening:
-        active = {a.question_id: value_from_json(a.value) for a in answers if a.status == "active"}
-        retired = {
-            a.question_id: value_from_json(a.value)
-            for a in answers
-            if a.status == "retired" and a.question_id not in active
-        }
-        decided = {d.criterion_id: Decision(d.criterion_id, d.approve, d.reason) for d in decisions}
-        state = ScreeningState(row.at, active, retired, decided, row.revisiting)
-        return Screening(
-            id=cast(int, row.id),
-            code=row.code,
-            protocol_id=row.protocol_id,
-            protocol_version=row.protocol_version,
-            protocol_digest=row.protocol_digest,
-            status=row.status,
-            state=state,
-            created_by=row.created_by,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            row_version=row.row_version,
-            closed_at=row.closed_at,
-            close_kind=cast(CloseKind | None, row.close_kind),
-            close_reason=row.close_reason,
-            closed_by=row.closed_by,
-        )
-
-    def _one(self, where: Any) -> Screening | None:
-        with self._session() as session:
-            row = session.exec(select(ScreeningRow).where(where)).first()
-            return self._records(session, [row])[0] if row else None
+    def _many(self, query: Any) -> list[Screening]:
+        with self.engine.connect() as conn:
+            return [_record(r._mapping) for r in conn.execute(query)]
 
     def get_screening(self, screening_id: int) -> Screening | None:
         """See :class:`storage.repository.Repository`."""
-        return self._one(ScreeningRow.id == screening_id)
+        found = self._many(select(SCREENING).where(SCREENING.c.id == screening_id))
+        return found[0] if found else None
 
     def find_screening(self, code: str) -> Screening | None:
         """See :class:`storage.repository.Repository`."""
-        return self._one(ScreeningRow.code == code)
+        found = self._many(select(SCREENING).where(SCREENING.c.code == code))
+        return found[0] if found else None
 
     def unfinished(self, telegram_id: int, limit: int = 20) -> list[Screening]:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session:
-            rows = session.exec(
-                select(ScreeningRow)
-                .where(
-                    ScreeningRow.created_by == telegram_id, col(ScreeningRow.closed_at).is_(None)
-                )
-                .order_by(col(ScreeningRow.updated_at).desc(), col(ScreeningRow.id).desc())
-                .limit(limit)
-            ).all()
-            return self._records(session, rows)
+        return self._many(
+            select(SCREENING)
+            .where(SCREENING.c.created_by == telegram_id, SCREENING.c.closed_at.is_(None))
+            .order_by(SCREENING.c.updated_at.desc(), SCREENING.c.id.desc())
+            .limit(limit)
+        )
 
     def needing_review(self, limit: int = 50) -> list[Screening]:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session:
-            rows = session.exec(
-                select(ScreeningRow)
-                .where(ScreeningRow.status == "needs_review", col(ScreeningRow.closed_at).is_(None))
-                .order_by(col(ScreeningRow.updated_at), col(ScreeningRow.id))
-                .limit(limit)
-            ).all()
-            return self._records(session, rows)
+        return self._many(
+            select(SCREENING)
+            .where(SCREENING.c.status == "needs_review", SCREENING.c.closed_at.is_(None))
+            .order_by(SCREENING.c.updated_at, SCREENING.c.id)
+            .limit(limit)
+        )
 
     def in_range(self, start: datetime, end: datetime, batch: int = 500) -> Iterator[Screening]:
         """See :class:`storage.repository.Repository` (keyset-paginated, bounded memory)."""
         last_id = 0
         while True:
-            with self._session() as session:
-                rows = session.exec(
-                    select(ScreeningRow)
-                    .where(
-                        col(ScreeningRow.created_at) >= start,
-                        col(ScreeningRow.created_at) < end,
-                        col(ScreeningRow.id) > last_id,
-                    )
-                    .order_by(col(ScreeningRow.id))
-                    .limit(batch)
-                ).all()
-                records = self._records(session, rows)
+            records = self._many(
+                select(SCREENING)
+                .where(
+                    SCREENING.c.created_at >= start,
+                    SCREENING.c.created_at < end,
+                    SCREENING.c.id > last_id,
+                )
+                .order_by(SCREENING.c.id)
+                .limit(batch)
+            )
             if not records:
                 return
             yield from sorted(records, key=lambda s: (s.created_at, s.id))
             last_id = records[-1].id
 
     # --- writing ---
-    def _claim_update(self, session: Session, update_id: int | None, now: datetime) -> None:
+    @staticmethod
+    def _claim_update(conn: Connection, update_id: int | None, now: datetime) -> None:
         if update_id is None:
             return
-        if session.get(ProcessedUpdate, update_id) is not None:
-            raise DuplicateUpdate(update_id)
-        session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
         try:
-            session.flush()
-        except IntegrityError as exc:  # another process claimed it concurrently
+            # The primary key makes the claim atomic: a second delivery of the same update,
+            # in this process or another, fails here and its whole transaction is rolled back.
+            conn.execute(insert(UPDATE).values(update_id=update_id, processed_at=now))
+        except IntegrityError as exc:
             raise DuplicateUpdate(update_id) from exc
 
-    def _append_audit(
-        self,
-        session: Session,
+    @staticmethod
+    def _audit(
+        conn: Connection,
         code: str,
-        events: list[tuple[str, dict[str, Any]]],
+        seq: int,
+        head: str,
+        events: Sequence[tuple[str, dict[str, Any]]],
         actor: int | None,
         now: datetime,
-    ) -> None:
-        last = session.exec(
-            select(AuditEventRow)
-            .where(AuditEventRow.screening_code == code)
-            .order_by(col(AuditEventRow.seq).desc())
-            .limit(1)
-        ).first()
-        seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+    ) -> tuple[int, str]:
+        rows = []
         for kind, payload in events:
             seq += 1
-            link = next_link(code, prev, seq, kind, payload, actor, now)
-            session.add(
-                AuditEventRow(
-                    screening_code=code,
-                    seq=seq,
-                    kind=kind,
-                    payload=link.payload,
-                    actor=actor,
-                    at=now,
-                    prev_hash=prev,
-                    hash=link.hash,
-                )
+            link = next_link(code, head, seq, kind, payload, actor, now)
+            rows.append(
+                {
+                    "screening_code": code,
+                    "seq": seq,
+                    "kind": kind,
+                    "payload": link.payload,
+                    "actor": actor,
+                    "at": now,
+                    "prev_hash": head,
+                    "hash": link.hash,
+                }
             )
-            prev = link.hash
+            head = link.hash
+        conn.execute(insert(AUDIT), rows)
+        return seq, head
 
-    def _lock(self, session: Session, screening: Screening) -> ScreeningRow:
-        query = select(ScreeningRow).where(ScreeningRow.id == screening.id)
+    def _lock(self, conn: Connection, screening: Screening) -> Mapping[Any, Any]:
+        query = select(SCREENING).where(SCREENING.c.id == screening.id)
         if self._locking:
             query = query.with_for_update()
-        row = session.exec(query).one()
-        if row.row_version != screening.row_version:
+        row = conn.execute(query).one()._mapping
+        if row["row_version"] != screening.row_version:
             raise StaleWrite(
-                f"screening {row.code} changed (version {row.row_version}, "
+                f"screening {row['code']} changed (version {row['row_version']}, "
                 f"write based on {screening.row_version})"
             )
         return row
 
-    def _bump(self, session: Session, row: ScreeningRow, values: dict[str, Any]) -> None:
+    @staticmethod
+    def _bump(conn: Connection, row: Mapping[Any, Any], values: dict[str, Any]) -> None:
         # The version check is repeated in the UPDATE itself so that a concurrent writer
         # that slipped past the read can never be overwritten silently.
-        result = session.execute(
-            update(ScreeningRow)
-            .where(col(ScreeningRow.id) == row.id, col(ScreeningRow.row_version) == row.row_version)
-            .values(row_version=row.row_version + 1, **values)
+        result = conn.execute(
+            update(SCREENING)
+            .where(SCREENING.c.id == row["id"], SCREENING.c.row_version == row["row_version"])
+            .values(row_version=row["row_version"] + 1, **values)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise StaleWrite(f"screening {row.code} changed during the write")
+        if result.rowcount != 1:
+            raise StaleWrite(f"screening {row['code']} changed during the write")
 
     def create_screening(
         self,
@@ -337,28 +307,17 @@ class SqlRepository:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
         try:
-            with self._session() as session, session.begin():
-                if session.exec(select(ScreeningRow.id).where(ScreeningRow.code == code)).first():
+            with self.engine.begin() as conn:
+                taken = conn.execute(select(SCREENING.c.id).where(SCREENING.c.code == code))
+                if taken.first() is not None:
                     raise CodeTaken(code)
-                self._claim_update(session, update_id, now)
-                self._save_protocol(session, protocol)
-                row = ScreeningRow(
-                    code=code,
-                    protocol_id=protocol.id,
-                    protocol_version=protocol.version,
-                    protocol_digest=protocol.digest,
-                    status="in_progress",
-                    at=state.at,
-                    revisiting=state.revisiting,
-                    created_by=actor,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(row)
-                session.flush()
-                self._append_audit(
-                    session,
+                self._claim_update(conn, update_id, now)
+                self._save_protocol(conn, protocol)
+                seq, head = self._audit(
+                    conn,
                     code,
+                    0,
+                    GENESIS,
                     [
                         (
                             "screening_started",
@@ -377,7 +336,34 @@ class SqlRepository:
                     actor,
                     now,
                 )
-                return self._record(row, [], [])
+                values = {
+                    "code": code,
+                    "protocol_id": protocol.id,
+                    "protocol_version": protocol.version,
+                    "protocol_digest": protocol.digest,
+                    "status": "in_progress",
+                    "at": state.at,
+                    "revisiting": state.revisiting,
+                    "created_by": actor,
+                    "created_at": now,
+                    "updated_at": now,
+                    "row_version": 1,
+                    "state": state_to_json(state),
+                    "audit_seq": seq,
+                    "audit_head": head,
+                }
+                new_id = conn.execute(insert(SCREENING).values(**values)).inserted_primary_key
+                assert new_id is not None
+                return _record(
+                    {
+                        **values,
+                        "id": new_id[0],
+                        "closed_at": None,
+                        "close_kind": None,
+                        "close_reason": None,
+                        "closed_by": None,
+                    }
+                )
         except IntegrityError as exc:  # a concurrent insert of the same code
             raise CodeTaken(code) from exc
 
@@ -394,18 +380,28 @@ class SqlRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
-        with self._session() as session, session.begin():
-            row = self._lock(session, screening)
-            self._claim_update(session, update_id, now)
-            sid = cast(int, row.id)
+        with self.engine.begin() as conn:
+            row = self._lock(conn, screening)
+            self._claim_update(conn, update_id, now)
+            sid = row["id"]
             for change in result.changes:
                 match change:
-                    case AnswerRecorded() | AnswerRetired():
-                        self._write_answer(session, sid, change, raw_text, reason, actor, now)
+                    case AnswerRecorded():
+                        self._record_answer(conn, sid, change, raw_text, reason, actor, now)
+                    case AnswerRetired():
+                        conn.execute(
+                            update(ANSWER)
+                            .where(
+                                ANSWER.c.screening_id == sid,
+                                ANSWER.c.question_id == change.question_id,
+                                ANSWER.c.status == "active",
+                            )
+                            .values(status="retired", changed_at=now, change_reason=reason)
+                        )
                     case DecisionRecorded():
                         d = change.decision
-                        session.add(
-                            DecisionRow(
+                        conn.execute(
+                            insert(DECISION).values(
                                 screening_id=sid,
                                 criterion_id=d.criterion_id,
                                 approve=d.approve,
@@ -415,53 +411,68 @@ class SqlRepository:
                             )
                         )
                     case DecisionWithdrawn():
-                        session.execute(
-                            update(DecisionRow)
+                        conn.execute(
+                            update(DECISION)
                             .where(
-                                col(DecisionRow.screening_id) == sid,
-                                col(DecisionRow.criterion_id) == change.decision.criterion_id,
-                                col(DecisionRow.withdrawn_at).is_(None),
+                                DECISION.c.screening_id == sid,
+                                DECISION.c.criterion_id == change.decision.criterion_id,
+                                DECISION.c.withdrawn_at.is_(None),
                             )
                             .values(withdrawn_at=now)
                         )
-            self._append_audit(
-                session, row.code, step_events(event, result, raw_text, reason), actor, now
+            seq, head = self._audit(
+                conn,
+                row["code"],
+                row["audit_seq"],
+                row["audit_head"],
+                step_events(event, result, raw_text, reason),
+                actor,
+                now,
             )
             status = result.verdict.status.value
             self._bump(
-                session,
+                conn,
                 row,
                 {
                     "at": result.state.at,
                     "revisiting": result.state.revisiting,
                     "status": status,
                     "updated_at": now,
+                    "state": state_to_json(result.state),
+                    "audit_seq": seq,
+                    "audit_head": head,
                 },
             )
-        record = self.get_screening(screening.id)
-        assert record is not None
-        return record
+        return Screening(
+            id=screening.id,
+            code=screening.code,
+            protocol_id=screening.protocol_id,
+            protocol_version=screening.protocol_version,
+            protocol_digest=screening.protocol_digest,
+            status=status,
+            state=result.state,
+            created_by=screening.created_by,
+            created_at=screening.created_at,
+            updated_at=now,
+            row_version=row["row_version"] + 1,
+            closed_at=row["closed_at"],
+            close_kind=row["close_kind"],
+            close_reason=row["close_reason"],
+            closed_by=row["closed_by"],
+        )
 
-    def _write_answer(
-        self,
-        session: Session,
+    @staticmethod
+    def _record_answer(
+        conn: Connection,
         sid: int,
-        change: AnswerRecorded | AnswerRetired,
+        change: AnswerRecorded,
         raw_text: str | None,
         reason: str | None,
         actor: int,
         now: datetime,
     ) -> None:
-        active = session.exec(
-            select(AnswerRow).where(
-                AnswerRow.screening_id == sid,
-                AnswerRow.question_id == change.question_id,
-                AnswerRow.status == "active",
-            )
-        ).first()
-        new: AnswerRow | None = None
-        if isinstance(change, AnswerRecorded):
-            new = AnswerRow(
+        inserted = conn.execute(
+            insert(ANSWER).values(
                 screening_id=sid,
                 question_id=change.question_id,
                 raw_text=raw_text,
@@ -470,14 +481,22 @@ class SqlRepository:
                 normalised=format_actual(change.value),
                 given_by=actor,
                 given_at=now,
+                status="active",
             )
-            session.add(new)
-            session.flush()
-        if active is not None:
-            active.status = "superseded" if new is not None else "retired"
-            active.superseded_by = new.id if new is not None else None
-            active.changed_at, active.change_reason = now, reason
-            session.add(active)
+        ).inserted_primary_key
+        assert inserted is not None
+        conn.execute(
+            update(ANSWER)
+            .where(
+                ANSWER.c.screening_id == sid,
+                ANSWER.c.question_id == change.question_id,
+                ANSWER.c.status == "active",
+                ANSWER.c.id != inserted[0],
+            )
+            .values(
+                status="superseded", superseded_by=inserted[0], changed_at=now, change_reason=reason
+            )
+        )
 
     def close(
         self,
@@ -490,19 +509,21 @@ class SqlRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
-        with self._session() as session, session.begin():
-            row = self._lock(session, screening)
-            self._claim_update(session, update_id, now)
-            status = "cancelled" if kind == "cancelled" else row.status
-            self._append_audit(
-                session,
-                row.code,
+        with self.engine.begin() as conn:
+            row = self._lock(conn, screening)
+            self._claim_update(conn, update_id, now)
+            status = "cancelled" if kind == "cancelled" else row["status"]
+            seq, head = self._audit(
+                conn,
+                row["code"],
+                row["audit_seq"],
+                row["audit_head"],
                 [(f"screening_{kind}", {"reason": reason, "status": status})],
                 actor,
                 now,
             )
             self._bump(
-                session,
+                conn,
                 row,
                 {
                     "status": status,
@@ -511,6 +532,8 @@ class SqlRepository:
                     "close_reason": reason,
                     "closed_by": actor,
                     "updated_at": now,
+                    "audit_seq": seq,
+                    "audit_head": head,
                 },
             )
         record = self.get_screening(screening.id)
@@ -520,11 +543,9 @@ class SqlRepository:
     # --- history ---
     def answers(self, screening_id: int) -> list[AnswerEntry]:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session:
-            rows = session.exec(
-                select(AnswerRow)
-                .where(AnswerRow.screening_id == screening_id)
-                .order_by(col(AnswerRow.id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(ANSWER).where(ANSWER.c.screening_id == screening_id).order_by(ANSWER.c.id)
             )
             return [
                 AnswerEntry(
@@ -533,7 +554,7 @@ class SqlRepository:
                     value_from_json(a.value),
                     a.given_by,
                     a.given_at,
-                    cast(Any, a.status),
+                    a.status,
                     a.changed_at,
                     a.change_reason,
                 )
@@ -542,11 +563,9 @@ class SqlRepository:
 
     def audit_events(self, code: str) -> list[AuditEntry]:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session:
-            rows = session.exec(
-                select(AuditEventRow)
-                .where(AuditEventRow.screening_code == code)
-                .order_by(col(AuditEventRow.seq))
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(AUDIT).where(AUDIT.c.screening_code == code).order_by(AUDIT.c.seq)
             )
             return [
                 AuditEntry(
@@ -557,15 +576,16 @@ class SqlRepository:
 
     def audited_codes(self) -> list[str]:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session:
-            rows = session.exec(
-                select(AuditEventRow.screening_code)
-                .group_by(col(AuditEventRow.screening_code))
-                .order_by(func.min(AuditEventRow.id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(AUDIT.c.screening_code)
+                .group_by(AUDIT.c.screening_code)
+                .order_by(func.min(AUDIT.c.id))
             )
-            return list(rows)
+            return [r[0] for r in rows]
 
     def seen_update(self, update_id: int) -> bool:
         """See :class:`storage.repository.Repository`."""
-        with self._session() as session:
-            return session.get(ProcessedUpdate, update_id) is not None
+        with self.engine.connect() as conn:
+            row = conn.execute(select(UPDATE.c.update_id).where(UPDATE.c.update_id == update_id))
+            return row.first() is not None

@@ -116,6 +116,12 @@ class ScreeningRow(SQLModel, table=True):
     close_kind: str | None = Field(default=None, max_length=30)
     close_reason: str | None = Field(default=None, max_length=1000)
     closed_by: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # The current answers and decisions (a snapshot of what the answer and decision rows say,
+    # written in the same transaction), so that reading a screening is one query.
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The audit chain's last event, so that appending needs no lookup.
+    audit_seq: int = 0
+    audit_head: str = Field(default="0" * 64, max_length=64)
 
 
 class AnswerRow(SQLModel, table=True):

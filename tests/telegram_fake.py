@@ -33,6 +33,7 @@ class FakeBotAPI(BaseRequest):
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.sent: list[dict[str, Any]] = []  # messages the bot sent, as Telegram returns them
+        self.by_chat: dict[int, list[dict[str, Any]]] = {}  # the same, per chat
         self._ids = itertools.count(1)
 
     async def initialize(self) -> None:
@@ -84,6 +85,7 @@ class FakeBotAPI(BaseRequest):
                 markup = params["reply_markup"]
                 message["reply_markup"] = json.loads(markup) if isinstance(markup, str) else markup
             self.sent.append(message)
+            self.by_chat.setdefault(message["chat"]["id"], []).append(message)
             return message
         return True
 
@@ -118,7 +120,7 @@ class Chat:
         }
 
     def _inbox(self) -> list[dict[str, Any]]:
-        return [m for m in self.api.sent if m["chat"]["id"] == self.user_id]
+        return self.api.by_chat.get(self.user_id, [])
 
     async def _process(self, data: dict[str, Any]) -> list[str]:
         self.last_update = data

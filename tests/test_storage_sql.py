@@ -186,3 +186,75 @@ def test_a_screening_keeps_its_protocol_version(sql_repo: SqlRepository, seed: P
     assert reread is not None and reread.protocol_digest == seed.digest
     assert sql_repo.load_protocol(reread.protocol_digest) == seed
     assert sql_repo.load_protocol(newer.digest) == newer
+
+
+def test_migration_0003_fills_the_state_of_existing_screenings(engine: Engine) -> None:
+    """Screenings recorded before the state snapshot existed get it from their rows."""
+    upgrade(engine, "0002")
+    at = "2026-01-01 08:00:00"
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO protocol_version (digest, protocol_id, version, content, "
+                "stored_at) VALUES ('d', 'p', '1', '{}', :at)"
+            ),
+            {"at": at},
+        )
+        c.execute(
+            text(
+                "INSERT INTO screening (id, code, protocol_id, protocol_version, "
+                "protocol_digest, status, at, revisiting, created_by, created_at, "
+                "updated_at, row_version) VALUES (1, 'OLD-1', 'p', '1', 'd', "
+                "'in_progress', 'age', false, 7, :at, :at, 4)"
+            ),
+            {"at": at},
+        )
+        for i, (qid, value, status) in enumerate(
+            [
+                ("consent_signed", '{"type": "bool", "value": false}', "superseded"),
+                ("consent_signed", '{"type": "bool", "value": true}', "active"),
+                ("pregnancy_test", '{"type": "choice", "value": "negative"}', "retired"),
+            ],
+            1,
+        ):
+            c.execute(
+                text(
+                    "INSERT INTO answer (id, screening_id, question_id, value, given_by, "
+                    "given_at, status) VALUES (:i, 1, :q, :v, 7, :at, :s)"
+                ),
+                {"i": i, "q": qid, "v": value, "at": at, "s": status},
+            )
+        c.execute(
+            text(
+                "INSERT INTO decision (screening_id, criterion_id, approve, reason, "
+                "decided_by, decided_at) VALUES (1, 'I8.2', true, 'ok', 8, :at)"
+            ),
+            {"at": at},
+        )
+        c.execute(
+            text(
+                "INSERT INTO decision (screening_id, criterion_id, approve, reason, "
+                "decided_by, decided_at, withdrawn_at) VALUES (1, 'I3', false, 'x', 8, "
+                ":at, :at)"
+            ),
+            {"at": at},
+        )
+        for seq, digest in ((1, "a" * 64), (2, "b" * 64)):
+            c.execute(
+                text(
+                    "INSERT INTO audit_event (screening_code, seq, kind, payload, actor, "
+                    "at, prev_hash, hash) VALUES ('OLD-1', :s, 'k', '{}', 7, :at, 'p', "
+                    ":h)"
+                ),
+                {"s": seq, "at": at, "h": digest},
+            )
+    upgrade(engine)
+    repo = SqlRepository(engine)
+    old = repo.find_screening("OLD-1")
+    assert old is not None
+    assert dict(old.state.answers) == {"consent_signed": True}
+    assert dict(old.state.retired) == {"pregnancy_test": "negative"}
+    assert list(old.state.decisions) == ["I8.2"]
+    with engine.connect() as c:
+        head = c.execute(text("SELECT audit_seq, audit_head FROM screening")).one()
+    assert tuple(head) == (2, "b" * 64)

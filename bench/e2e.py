@@ -1,0 +1,367 @@
+"""End to end: full seed-trial screenings per chat through the real python-telegram-bot
+``Application`` and the fake Bot API, for ours and for the conventional ``ConversationHandler``
+(in memory, and with ``PicklePersistence(update_interval=1)``), in the same run.
+
+Each configuration runs in a process of its own (so peak RSS is its own):
+``python -m bench.e2e --mode ours --db sqlite --chats 100`` prints one JSON line;
+``python -m bench.e2e`` runs the whole matrix and prints a table with the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+    PicklePersistence,
+    filters,
+)
+
+from tests.telegram_fake import FakeBotAPI
+
+# One eligible screening: (kind, argument); ``{code}`` is the chat's screening code.
+SCRIPT: list[tuple[str, str]] = [
+    ("send", "/new {code}"),
+    ("press", "Yes"),
+    ("press", "Yes"),
+    ("press", "B-ALL, refractory"),
+    ("press", "Yes"),
+    ("send", "2"),
+    ("press", "No"),
+    ("press", "No"),
+    ("press", "No suitable donor"),
+    ("send", "45"),
+    ("press", "Female"),
+    ("press", "1"),
+    ("press", "Yes"),
+    ("press", "Yes"),
+    ("send", "0.8x ULN"),
+    ("send", "60"),
+    ("send", "97"),
+    ("send", "0.5x ULN"),
+    ("send", "30 U/L ULN 40"),
+    ("send", "35 U/L ULN 40"),
+    ("press", "Yes"),
+    ("send", "9.5 g/dL"),
+    ("send", "1200/µL"),
+    ("send", "150"),
+    ("press", "Yes"),
+    ("press", "Negative"),
+    ("press", "Yes"),
+    ("press", "✍ Sign"),
+]
+ANSWERS_PER_SCREENING = len(SCRIPT) - 2  # the command and the signature are not answers
+_ids = itertools.count(1)
+
+
+def _button_data(message: dict[str, Any], label: str) -> str:
+    for row in message.get("reply_markup", {}).get("inline_keyboard", []):
+        for button in row:
+            if button["text"].startswith(label):
+                return str(button["callback_data"])
+    raise AssertionError(f"no button {label!r} in {message.get('text', '')[:200]!r}")
+
+
+def _update(kind: str, arg: str, user_id: int, last: dict[str, Any] | None) -> dict[str, Any]:
+    user = {"id": user_id, "is_bot": False, "first_name": f"U{user_id}", "language_code": "en"}
+    if kind == "press":
+        assert last is not None
+        return {
+            "update_id": next(_ids),
+            "callback_query": {
+                "id": str(next(_ids)),
+                "from": user,
+                "chat_instance": "1",
+                "message": last,
+                "data": _button_data(last, arg),
+            },
+        }
+    message: dict[str, Any] = {
+        "message_id": next(_ids),
+        "date": 0,
+        "text": arg,
+        "from": user,
+        "chat": {"id": user_id, "type": "private"},
+    }
+    if arg.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(arg.split()[0])}]
+    return {"update_id": next(_ids), "message": message}
+
+
+async def drive(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    api: FakeBotAPI,
+    users: list[int],
+    rounds: int = 1,
+) -> list[float]:
+    """Interleave the chats step by step; return each update's processing time in seconds."""
+    latencies: list[float] = []
+    for r in range(rounds):
+        for kind, arg in SCRIPT:
+            for user in users:
+                inbox = api.by_chat.get(user)
+                data = _update(
+                    kind, arg.format(code=f"S-{user}-{r}"), user, inbox[-1] if inbox else None
+                )
+                started = time.perf_counter()
+                await app.process_update(Update.de_json(data, app.bot))
+                latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+# --- ours --------------------------------------------------------------------------------------
+
+
+async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
+    from bot.service import ScreeningService
+    from bot.settings import DEFAULT_CODE_PATTERN, Settings
+    from bot.telegram_bot import build_application
+    from flows import Catalog
+    from flows.loader import BUNDLED_DIR, load_protocol
+    from storage.db import make_engine, upgrade
+    from storage.records import Role, Staff
+    from storage.sql import SqlRepository
+
+    seed = load_protocol(BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml")
+    workdir = Path(tempfile.mkdtemp(prefix="prescreen-bench-"))
+    schema = None
+    if db == "sqlite":
+        engine = make_engine(f"sqlite:///{workdir / 'bench.sqlite3'}")
+    else:
+        url = os.environ["PRESCREEN_BENCH_POSTGRES_URL"]
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = make_engine(url)
+        with admin.begin() as c:
+            c.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    upgrade(engine)
+    repo = SqlRepository(engine)
+    users = [100_000 + i for i in range(chats)]
+    for user in users:
+        repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
+    service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
+    api = FakeBotAPI()
+    app = build_application(
+        service, Settings(bot_token="1:bench", _env_file=None), request=api, rate_limit=False
+    )
+    await app.initialize()
+    try:
+        latencies = await drive(app, api, users, rounds)
+        signed = sum(
+            1
+            for u in users
+            for r in range(rounds)
+            if (s := repo.find_screening(f"S-{u}-{r}")) and s.close_kind == "signed"
+        )
+    finally:
+        await app.shutdown()
+        if schema is not None:
+            engine.dispose()
+            with admin.begin() as c:
+                c.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    assert signed == chats * rounds, f"only {signed} of {chats * rounds} screenings completed"
+    return {"latencies": latencies}
+
+
+# --- the conventional baseline -----------------------------------------------------------------
+
+
+def baseline_app(
+    api: FakeBotAPI, persistence_path: Path | None
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """A ConversationHandler with one state per question, answers kept in ``user_data``."""
+    from flows.loader import BUNDLED_DIR, load_protocol
+    from flows.schema import ChoiceQuestion, YesNoQuestion
+
+    seed = load_protocol(BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml")
+    # The same questions the seed asks an eligible woman, in order.
+    order = [q for q in seed.questions if q.id != "male_reproductive_potential"]
+
+    def keyboard(index: int) -> InlineKeyboardMarkup | None:
+        if index >= len(order):
+            return InlineKeyboardMarkup([[InlineKeyboardButton("✍ Sign", callback_data="sign")]])
+        q = order[index]
+        if isinstance(q, YesNoQuestion):
+            labels = ["Yes", "No"]
+        elif isinstance(q, ChoiceQuestion):
+            labels = [o.text.en for o in q.options]
+        else:
+            return None
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(label, callback_data=f"{index}:{i}")
+                    for i, label in enumerate(labels)
+                ]
+            ]
+        )
+
+    async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE, index: int) -> int:
+        assert update.effective_chat is not None
+        text = order[index].text.en if index < len(order) else "Eligible. Sign?"
+        await context.bot.send_message(update.effective_chat.id, text, reply_markup=keyboard(index))
+        return index
+
+    async def new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+        assert context.user_data is not None
+        context.user_data["answers"] = {}
+        return await ask(update, context, 0)
+
+    def answer(index: int) -> Any:
+        async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+            assert context.user_data is not None
+            if update.callback_query:
+                await update.callback_query.answer()
+                value = update.callback_query.data
+            else:
+                assert update.effective_message is not None
+                value = update.effective_message.text
+            if index >= len(order):
+                await context.bot.send_message(update.effective_user.id, "Signed.")  # type: ignore[union-attr]
+                return ConversationHandler.END
+            context.user_data["answers"][order[index].id] = value
+            return await ask(update, context, index + 1)
+
+        return handle
+
+    states: dict[object, list[BaseHandler[Update, Any, Any]]] = {
+        i: [CallbackQueryHandler(answer(i)), MessageHandler(filters.TEXT, answer(i))]
+        for i in range(len(order) + 1)
+    }
+    conversation = ConversationHandler(
+        entry_points=[CommandHandler("new", new)],
+        states=states,
+        fallbacks=[],
+        name="screening",
+        persistent=persistence_path is not None,
+    )
+    builder = ApplicationBuilder().token("1:bench").request(api).get_updates_request(api)
+    if persistence_path is not None:
+        builder = builder.persistence(PicklePersistence(persistence_path, update_interval=1))
+    app = builder.build()
+    app.add_handler(conversation)
+    return app
+
+
+async def baseline(chats: int, pickle: bool, rounds: int) -> dict[str, Any]:
+    api = FakeBotAPI()
+    path = Path(tempfile.mkdtemp(prefix="prescreen-bench-")) / "state.pickle" if pickle else None
+    app = baseline_app(api, path)
+    await app.initialize()
+    await app.start()  # runs the persistence's periodic flush
+    try:
+        latencies = await drive(app, api, [100_000 + i for i in range(chats)], rounds)
+    finally:
+        await app.stop()
+        await app.shutdown()
+    return {"latencies": latencies}
+
+
+# --- orchestration -----------------------------------------------------------------------------
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    latencies = sorted(result.pop("latencies"))
+    total = sum(latencies)
+    return {
+        "updates": len(latencies),
+        "updates_per_s": len(latencies) / total,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def one(mode: str, db: str, chats: int, rounds: int) -> dict[str, Any]:
+    if mode == "ours":
+        raw = asyncio.run(ours(chats, db, rounds))
+    else:
+        raw = asyncio.run(baseline(chats, mode == "pickle", rounds))
+    return {"mode": mode, "db": db if mode == "ours" else "-", "chats": chats, **summarise(raw)}
+
+
+def matrix(chat_counts: list[int], dbs: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for chats in chat_counts:
+        for mode, db in [("memory", "-"), ("pickle", "-"), *(("ours", d) for d in dbs)]:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.e2e",
+                    "--mode",
+                    mode,
+                    "--db",
+                    db,
+                    "--chats",
+                    str(chats),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"  done: {rows[-1]['mode']} {rows[-1]['db']} {chats} chats", file=sys.stderr)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| chats | configuration | updates/s | p50 ms | p99 ms | peak RSS MB | "
+        "vs in-memory | vs pickle |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        same = {r["mode"]: r for r in rows if r["chats"] == row["chats"]}
+        ratio_mem = row["updates_per_s"] / same["memory"]["updates_per_s"]
+        ratio_pickle = row["updates_per_s"] / same["pickle"]["updates_per_s"]
+        name = {
+            "memory": "ConversationHandler, in memory",
+            "pickle": "ConversationHandler + PicklePersistence(1 s)",
+        }.get(row["mode"], f"Prescreen on {row['db']}")
+        lines.append(
+            f"| {row['chats']} | {name} | {row['updates_per_s']:.0f} | "
+            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['peak_rss_mb']:.0f} | "
+            f"{ratio_mem:.2f}× | {ratio_pickle:.2f}× |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=["ours", "memory", "pickle"])
+    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres", "-"])
+    parser.add_argument("--chats", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--matrix", default="1,100,1000")
+    args = parser.parse_args()
+    if args.mode:
+        print(json.dumps(one(args.mode, args.db, args.chats, args.rounds)))
+        return
+    dbs = ["sqlite"] + (["postgres"] if os.environ.get("PRESCREEN_BENCH_POSTGRES_URL") else [])
+    print(table(matrix([int(c) for c in args.matrix.split(",")], dbs)))
+
+
+if __name__ == "__main__":
+    main()
