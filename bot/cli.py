@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from bot.container import Container, build
 from bot.settings import load_settings
@@ -33,11 +35,22 @@ FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Prot
 
 
 def _container() -> Container:
+    settings = load_settings()
     try:
-        return build(load_settings())
+        return build(settings)
+    except OperationalError as exc:
+        typer.echo(
+            f"error: cannot reach the database {_safe_url(settings.database_url)}: {exc.orig}",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
     except Exception as exc:  # a clear message instead of a traceback for set-up problems
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
 
 
 # --- protocol ---------------------------------------------------------------------------------

@@ -128,6 +128,15 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "try again.",
         "zh": "抱歉，出现错误（编号 {ref}）。没有保存不完整的数据，请重试。",
     },
+    "db_unavailable": {
+        "en": "The database cannot be reached right now, so nothing was recorded (reference "
+        "{ref}). Please try again in a minute.",
+        "zh": "暂时无法连接数据库，本次未记录任何内容（编号 {ref}）。请稍后重试。",
+    },
+    "unknown_command": {
+        "en": "I do not know that command. /help lists what I can do.",
+        "zh": "无此命令。/help 列出可用功能。",
+    },
     "staff_usage": {
         "en": "/staff list\n/staff add TELEGRAM_ID NAME [coordinator|investigator|admin]\n"
         "/staff remove TELEGRAM_ID",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlparse
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from telegram import Update
 
 from bot.container import build
@@ -50,7 +52,11 @@ def run(settings: Settings, *, webhook: bool = False) -> None:
             "string; Telegram sends it back in a header that is checked)."
         )
     configure_logging(settings.log_level)
-    container = build(settings)
+    try:
+        container = build(settings)
+    except OperationalError as exc:
+        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise NotConfigured(f"cannot reach the database {url}: {exc.orig}") from exc
     service = ScreeningService(container.repo, container.catalog, settings.code_pattern)
     app = build_application(service, settings)
     log.info("serving %s", ", ".join(p.label for p in container.catalog.current()))

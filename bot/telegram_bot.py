@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import MessageLimit
 from telegram.error import TelegramError
@@ -604,6 +605,10 @@ class PrescreenBot:
             return
         await self.send(update, context, t("staff_usage", lang))
 
+    async def on_unknown_command(self, update: Update, context: Context) -> None:
+        """A command the bot does not have."""
+        await self.send(update, context, t("unknown_command", self.lang(update, context)))
+
     # --- free text ----------------------------------------------------------------------------
 
     async def on_text(self, update: Update, context: Context) -> None:
@@ -1000,8 +1005,11 @@ class PrescreenBot:
         log.error("update failed (ref %s)", ref, exc_info=context.error)
         if isinstance(update, Update) and update.effective_chat is not None:
             lang = as_lang(update.effective_user.language_code if update.effective_user else None)
+            # A database that is down or locked is worth saying as such: nothing was recorded,
+            # and trying again shortly works (connections are re-established on their own).
+            key = "db_unavailable" if isinstance(context.error, OperationalError) else "error"
             try:
-                await context.bot.send_message(update.effective_chat.id, t("error", lang, ref=ref))
+                await context.bot.send_message(update.effective_chat.id, t(key, lang, ref=ref))
             except TelegramError:
                 log.warning("could not send the apology for ref %s", ref)
 
@@ -1024,6 +1032,7 @@ class PrescreenBot:
             ("staff", self.cmd_staff),
         ):
             app.add_handler(CommandHandler(name, callback))
+        app.add_handler(MessageHandler(filters.COMMAND, self.on_unknown_command))
         app.add_handler(CallbackQueryHandler(self.on_button))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.on_text))
         app.add_error_handler(self.on_error)

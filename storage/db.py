@@ -19,12 +19,15 @@ class SchemaOutdated(RuntimeError):
     """The database schema is not at the migrations' head."""
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout_ms: int = 10_000, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with the settings each backend needs.
 
     SQLite: WAL journal (readers never block the writer), foreign keys on, a busy timeout, and
-    ``BEGIN IMMEDIATE`` so that two processes writing the same file queue up instead of failing
-    half-way through a transaction. PostgreSQL: psycopg 3.
+    ``BEGIN IMMEDIATE`` for transactions opened with the ``write=True`` execution option (see
+    :func:`writer`), so that two processes writing the same file queue up instead of failing
+    half-way through a transaction; a writer waits up to ``busy_timeout_ms`` for the lock.
+    PostgreSQL: psycopg 3, connections checked before use (so the bot recovers by itself
+    after the database restarts).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -40,18 +43,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock at once (so two of them queue instead of one failing
+            # half-way); readers never wait for it (WAL lets them read alongside a writer).
+            write = connection.get_execution_options().get("write", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def writer(engine: Engine) -> Engine:
+    """The engine for write transactions: on SQLite they take the write lock when they begin."""
+    return engine.execution_options(write=True)
 
 
 def _alembic_config(engine: Engine) -> Config:

@@ -27,6 +27,7 @@ from flows.dialog import Event
 from flows.rules import format_actual
 from flows.values import LabResult, Quantity, value_from_json, value_to_json
 from storage.audit import GENESIS, next_link, step_events
+from storage.db import writer
 from storage.memory import utc_now
 from storage.records import (
     AnswerEntry,
@@ -105,6 +106,7 @@ class SqlRepository:
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utc_now) -> None:
         self.engine = engine
+        self._write = writer(engine)
         self._clock = clock
         self._locking = engine.dialect.name == "postgresql"
 
@@ -125,7 +127,7 @@ class SqlRepository:
             "site": staff.site,
             "updated_at": now,
         }
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             done = conn.execute(
                 update(STAFF).where(STAFF.c.telegram_id == staff.telegram_id).values(**values)
             )
@@ -138,7 +140,7 @@ class SqlRepository:
 
     def set_current_screening(self, telegram_id: int, screening_id: int | None) -> None:
         """See :class:`storage.repository.Repository`."""
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             conn.execute(
                 update(STAFF)
                 .where(STAFF.c.telegram_id == telegram_id)
@@ -154,7 +156,7 @@ class SqlRepository:
     # --- protocols ---
     def save_protocol(self, protocol: Protocol) -> None:
         """See :class:`storage.repository.Repository`."""
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             self._save_protocol(conn, protocol)
 
     def _save_protocol(self, conn: Connection, protocol: Protocol) -> None:
@@ -307,7 +309,7 @@ class SqlRepository:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
         try:
-            with self.engine.begin() as conn:
+            with self._write.begin() as conn:
                 taken = conn.execute(select(SCREENING.c.id).where(SCREENING.c.code == code))
                 if taken.first() is not None:
                     raise CodeTaken(code)
@@ -380,7 +382,7 @@ class SqlRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             row = self._lock(conn, screening)
             self._claim_update(conn, update_id, now)
             sid = row["id"]
@@ -509,7 +511,7 @@ class SqlRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             row = self._lock(conn, screening)
             self._claim_update(conn, update_id, now)
             status = "cancelled" if kind == "cancelled" else row["status"]
