@@ -1,0 +1,209 @@
+"""The bot as a real process (polling a fake Bot API on loopback), killed with SIGKILL at random
+points during many screenings: every answer it acknowledged survives, nothing is recorded twice,
+screenings resume at the right question and every audit chain verifies."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows import Protocol
+from flows.render import answer_text
+from flows.schema import ChoiceQuestion, YesNoQuestion
+from flows.values import value_to_json
+from storage.audit import verify_entries
+from storage.db import make_engine, upgrade
+from storage.records import Role, Staff
+from storage.sql import SqlRepository
+from tests.fake_bot_api_server import FakeBotAPIServer
+from tests.flows_helpers import ELIGIBLE_WOMAN, parsed
+
+CHATS = 8
+KILL_PROBABILITY = 0.08
+USERS = [70_000 + i for i in range(CHATS)]
+
+
+class BotProcess:
+    """``prescreen run`` in a child process."""
+
+    def __init__(self, tmp_path: Path, base_url: str, db_url: str) -> None:
+        self.env = {
+            **os.environ,
+            "PRESCREEN_BOT_TOKEN": "123456:KILL",
+            "PRESCREEN_BASE_URL": base_url,
+            "PRESCREEN_DATABASE_URL": db_url,
+            "PRESCREEN_LOG_LEVEL": "WARNING",
+        }
+        self.cwd = tmp_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from bot.cli import main; main()", "run"],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.cwd / "bot.log").open("ab"),
+        )
+        self.starts += 1
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def ensure_running(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _user(user_id: int) -> dict[str, Any]:
+    return {"id": user_id, "is_bot": False, "first_name": f"U{user_id}", "language_code": "en"}
+
+
+def text_update(user_id: int, text: str) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "message_id": int(time.time() * 1000) % 10**9,
+        "date": 0,
+        "text": text,
+        "from": _user(user_id),
+        "chat": {"id": user_id, "type": "private"},
+    }
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return {"message": message}
+
+
+def press_update(user_id: int, message: dict[str, Any], label: str) -> dict[str, Any] | None:
+    for row in message.get("reply_markup", {}).get("inline_keyboard", []):
+        for button in row:
+            if button["text"].startswith(label):
+                return {
+                    "callback_query": {
+                        "id": str(time.time_ns()),
+                        "from": _user(user_id),
+                        "chat_instance": "1",
+                        "message": message,
+                        "data": button["callback_data"],
+                    }
+                }
+    return None
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_loses_no_acknowledged_answer(
+    tmp_path: Path, seed: Protocol
+) -> None:
+    rnd = random.Random(20261125)
+    db_url = f"sqlite:///{tmp_path / 'kill.sqlite3'}"
+    engine = make_engine(db_url)
+    upgrade(engine)
+    repo = SqlRepository(engine)
+    for user in USERS:
+        repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
+    server = FakeBotAPIServer()
+    server.start()
+    bot = BotProcess(tmp_path, server.base_url, db_url)
+    bot.start()
+    kills = updates = 0
+    acknowledged: list[tuple[str, str, Any]] = []  # (code, question, value) the bot confirmed
+
+    def deliver(user: int, update: dict[str, Any]) -> bool:
+        """Push an update; maybe kill the bot meanwhile; True when the bot confirmed a
+        recorded answer ("✔ …") in reply."""
+        nonlocal kills, updates
+        seen = len(server.messages(user))
+        server.push(update)
+        updates += 1
+        if rnd.random() < KILL_PROBABILITY:
+            time.sleep(rnd.uniform(0, 0.05))  # anywhere: before, during or after the write
+            bot.kill()
+            kills += 1
+            bot.start()
+        if server.wait_for_message(user, seen, timeout=15):
+            # The confirmation ("✔ …") opens the bot's first reply to a recorded answer.
+            return any(m["text"].startswith("✔") for m in server.messages(user)[seen:])
+        bot.ensure_running()
+        return False
+
+    try:
+        codes = {user: f"K-{user}" for user in USERS}
+        done: set[int] = set()
+        for user in USERS:
+            deliver(user, text_update(user, f"/new {codes[user]}"))
+        for _ in range(60 * CHATS):
+            active = [u for u in USERS if u not in done]
+            if not active:
+                break
+            user = rnd.choice(active)  # interleave the chats at random
+            screening = repo.find_screening(codes[user])
+            if screening is None:  # the /new was lost with a killed process: ask again
+                deliver(user, text_update(user, f"/new {codes[user]}"))
+                continue
+            if not screening.unfinished:
+                done.add(user)
+                continue
+            last = server.messages(user)[-1] if server.messages(user) else {}
+            state = screening.state
+            if state.at == "eligible":
+                update = press_update(user, last, "✍ Sign")
+                expected = None
+            else:
+                question = seed.questions_by_id[state.at]
+                raw = ELIGIBLE_WOMAN[question.id]
+                value = parsed(seed, question.id, raw).value
+                expected = (codes[user], question.id, value)
+                if isinstance(question, YesNoQuestion | ChoiceQuestion):
+                    if isinstance(value, bool):
+                        label = "Yes" if value else "No"
+                    else:
+                        label = answer_text(seed, question.id, value, "en")
+                    update = press_update(user, last, label)
+                else:
+                    update = text_update(user, raw)
+            if update is None or f"[{codes[user]}]" not in last.get("text", ""):
+                # The screen for this question was never shown (its reply died with the
+                # process): ask the bot where the screening stands, as a person would.
+                deliver(user, text_update(user, "/status"))
+                continue
+            if deliver(user, update) and expected is not None:
+                acknowledged.append(expected)
+        assert done == set(USERS), "every screening was completed"
+    finally:
+        bot.stop()
+        server.stop()
+
+    # Every acknowledged answer is stored, once, and nothing was recorded twice.
+    for code, qid, value in acknowledged:
+        s = repo.find_screening(code)
+        assert s is not None and s.state.answers[qid] == value
+    for user in USERS:
+        s = repo.find_screening(codes[user])
+        assert s is not None and s.close_kind == "signed" and s.status == "eligible"
+        history = repo.answers(s.id)
+        assert [a.status for a in history].count("superseded") == 0
+        assert len(history) == len({a.question_id for a in history}) == 26
+        assert verify_entries(s.code, repo.audit_events(s.code)).ok
+        assert all(value_to_json(a.value) for a in history)
+    assert kills >= 10, f"only {kills} kills: raise KILL_PROBABILITY"
+    print(
+        f"\nkill -9 test: {kills} kills, {bot.starts} starts, {updates} updates, "
+        f"{len(acknowledged)} acknowledged answers, 0 lost, 0 duplicated"
+    )
