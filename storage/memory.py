@@ -187,8 +187,12 @@ class InMemoryRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         with self._lock:
-            current = self._check_version(screening)
             self._claim_update(update_id)
+            try:
+                current = self._check_version(screening)
+            except StaleWrite:
+                self._updates.discard(update_id or -1)  # nothing was written
+                raise
             now = self._clock()
             history = self._answers[screening.id]
             for change in result.changes:
@@ -230,8 +234,12 @@ class InMemoryRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         with self._lock:
-            current = self._check_version(screening)
             self._claim_update(update_id)
+            try:
+                current = self._check_version(screening)
+            except StaleWrite:
+                self._updates.discard(update_id or -1)  # nothing was written
+                raise
             now = self._clock()
             status = "cancelled" if kind == "cancelled" else current.status
             self._append_audit(

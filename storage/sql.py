@@ -383,8 +383,10 @@ class SqlRepository:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
         with self._write.begin() as conn:
-            row = self._lock(conn, screening)
+            # The update is claimed first: a redelivery to another process is then recognised
+            # as such (and dropped) rather than reported as a conflicting write.
             self._claim_update(conn, update_id, now)
+            row = self._lock(conn, screening)
             sid = row["id"]
             for change in result.changes:
                 match change:
@@ -512,8 +514,10 @@ class SqlRepository:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
         with self._write.begin() as conn:
-            row = self._lock(conn, screening)
+            # The update is claimed first: a redelivery to another process is then recognised
+            # as such (and dropped) rather than reported as a conflicting write.
             self._claim_update(conn, update_id, now)
+            row = self._lock(conn, screening)
             status = "cancelled" if kind == "cancelled" else row["status"]
             seq, head = self._audit(
                 conn,
