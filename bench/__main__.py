@@ -1,7 +1,10 @@
-"""`python -m bench`: the engine and storage benchmarks, then the end-to-end matrix."""
+"""`python -m bench`: engine, storage, end-to-end matrix, then memory over 10,000 screenings."""
 
-from bench import e2e, engine, storage
+import asyncio
+
+from bench import e2e, engine, memory, storage
 
 engine.main()
 storage.main()
 e2e.main()
+asyncio.run(memory.main_async())

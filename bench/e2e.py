@@ -114,10 +114,11 @@ async def drive(
     api: FakeBotAPI,
     users: list[int],
     rounds: int = 1,
+    first_round: int = 0,
 ) -> list[float]:
     """Interleave the chats step by step; return each update's processing time in seconds."""
     latencies: list[float] = []
-    for r in range(rounds):
+    for r in range(first_round, first_round + rounds):
         for kind, arg in SCRIPT:
             for user in users:
                 inbox = api.by_chat.get(user)

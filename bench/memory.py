@@ -1,0 +1,66 @@
+"""Memory over 10,000 completed screenings through the bot: peak RSS every 1,000.
+
+``python -m bench.memory`` (SQLite file). The fake transport's record of what was sent is
+cleared between rounds, so that only the bot's own memory is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import tempfile
+from pathlib import Path
+
+from bench.e2e import drive
+from bot.service import ScreeningService
+from bot.settings import DEFAULT_CODE_PATTERN, Settings
+from bot.telegram_bot import build_application
+from flows import Catalog
+from flows.loader import BUNDLED_DIR, load_protocol
+from storage.db import make_engine, upgrade
+from storage.records import Role, Staff
+from storage.sql import SqlRepository
+from tests.telegram_fake import FakeBotAPI
+
+CHATS, ROUNDS = 100, 100
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def main_async() -> None:
+    seed = load_protocol(BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml")
+    engine = make_engine(f"sqlite:///{Path(tempfile.mkdtemp()) / 'memory.sqlite3'}")
+    upgrade(engine)
+    repo = SqlRepository(engine)
+    users = [100_000 + i for i in range(CHATS)]
+    for user in users:
+        repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
+    api = FakeBotAPI()
+    app = build_application(
+        ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN),
+        Settings(bot_token="1:memory", _env_file=None),
+        request=api,
+        rate_limit=False,
+    )
+    await app.initialize()
+    samples = []
+    for r in range(ROUNDS):
+        await drive(app, api, users, rounds=1, first_round=r)
+        api.calls.clear()
+        api.sent.clear()
+        api.by_chat.clear()
+        if (r + 1) * CHATS % 1000 == 0:
+            samples.append(((r + 1) * CHATS, rss_mb()))
+            print(
+                f"{(r + 1) * CHATS:6d} completed screenings: peak RSS {samples[-1][1]:.0f} MB",
+                flush=True,
+            )
+    await app.shutdown()
+    first, last = samples[0][1], samples[-1][1]
+    print(f"growth from 1,000 to {samples[-1][0]:,} screenings: {last - first:+.0f} MB")
+
+
+if __name__ == "__main__":
+    asyncio.run(main_async())
