@@ -63,7 +63,14 @@ from flows import (
     verdict_of,
 )
 from flows.batch import parse_batch
-from flows.dialog import ELIGIBLE, EXCLUDED, NEEDS_REVIEW, PENDING, relevant_questions
+from flows.dialog import (
+    ELIGIBLE,
+    EXCLUDED,
+    NEEDS_REVIEW,
+    PENDING,
+    previous_question,
+    relevant_questions,
+)
 from flows.messages import render
 from flows.render import STATUS_LABEL, answer_text, outcome_text, question_text, summary
 from flows.schema import ChoiceQuestion, YesNoQuestion
@@ -223,7 +230,7 @@ class PrescreenBot:
                 short = all(len(o.text.get(lang)) <= 4 for o in question.options)
                 rows += [buttons] if short else [[b] for b in buttons]
             last = [_button(t("b_unknown", lang), Callback("a", sid, rev, f"{qi}:u"))]
-            if self._previous_question(protocol, screening) is not None:
+            if previous_question(protocol, screening.state) is not None:
                 last.append(_button(t("b_back", lang), Callback("p", sid, rev, str(qi))))
             rows.append(last)
             return text, InlineKeyboardMarkup(rows)
@@ -245,17 +252,6 @@ class PrescreenBot:
         key, buttons = actions[state.at]
         text += "\n\n" + t(key, lang)
         return text, InlineKeyboardMarkup([[*buttons, correct]])
-
-    @staticmethod
-    def _previous_question(protocol: Protocol, screening: Screening) -> str | None:
-        state = screening.state
-        before = protocol.question_index.get(state.at, len(protocol.questions))
-        answered = [
-            q.id
-            for q in relevant_questions(protocol, state.answers)
-            if q.id in state.answers and protocol.question_index[q.id] < before
-        ]
-        return answered[-1] if answered else None
 
     async def show(
         self, update: Update, context: Context, screening: Screening, prefix: str = ""
@@ -805,7 +801,7 @@ class PrescreenBot:
                 )
             case "p" | "g":
                 target = (
-                    self._previous_question(protocol, screening)
+                    previous_question(protocol, screening.state)
                     if data.action == "p"
                     else protocol.questions[int(data.arg)].id
                 )

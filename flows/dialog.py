@@ -250,6 +250,17 @@ def progress(protocol: Protocol, state: ScreeningState) -> tuple[int, int]:
     return len(relevant), len(relevant)
 
 
+def previous_question(protocol: Protocol, state: ScreeningState) -> str | None:
+    """The last answered question before the current position ("◀ Back" goes there)."""
+    before = protocol.question_index.get(state.at, len(protocol.questions))
+    answered = [
+        q.id
+        for q in relevant_questions(protocol, state.answers)
+        if q.id in state.answers and protocol.question_index[q.id] < before
+    ]
+    return answered[-1] if answered else None
+
+
 def current_question(protocol: Protocol, state: ScreeningState) -> Question | None:
     """The question to ask now, or ``None`` when the dialog stands in an outcome."""
     return protocol.questions_by_id.get(state.at)

@@ -152,3 +152,13 @@ def test_unknown_value_is_recorded_like_any_answer(seed: Protocol) -> None:
     result = step(seed, state, Answer("consent_signed", UNKNOWN))
     assert result.state.answers["consent_signed"] == UNKNOWN
     assert result.verdict.of("I1").outcome is Outcome.UNKNOWN
+
+
+def test_previous_question(seed: Protocol) -> None:
+    from flows.dialog import previous_question
+
+    assert previous_question(seed, start(seed)) is None
+    state, _, _ = run(seed, {k: ELIGIBLE_WOMAN[k] for k in list(ELIGIBLE_WOMAN)[:3]})
+    assert previous_question(seed, state) == "diagnosis"
+    done, _, _ = run(seed, ELIGIBLE_WOMAN)
+    assert previous_question(seed, done) == "contraception"  # from an outcome: the last one
