@@ -52,6 +52,11 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "zh": "该按钮已过期，未记录任何内容。以下是筛选 {code} 的当前状态。",
     },
     "outdated_short": {"en": "Outdated button: nothing recorded.", "zh": "按钮已过期，未记录。"},
+    "other_screening": {
+        "en": "That button belongs to screening {code}, which you have put aside; nothing was "
+        "recorded. Use /resume to continue it.",
+        "zh": "该按钮属于您已暂停的筛选 {code}，未记录任何内容。如需继续，请使用 /resume。",
+    },
     "not_yours": {"en": "You may not open screening {code}.", "zh": "您无权查看筛选 {code}。"},
     "changed_elsewhere": {
         "en": "Screening {code} was changed on another device; nothing was recorded. It now "

@@ -758,6 +758,12 @@ class PrescreenBot:
             await query.answer(t("outdated_short", lang))
             await self.show(update, context, screening, t("outdated", lang, code=screening.code))
             return
+        if data.action != "d" and screening.id != staff.current_screening_id:
+            # A button left in the chat from a screening put aside: acting on it would change a
+            # screening the coordinator is not looking at. (Decisions come from /review.)
+            await query.answer(t("outdated_short", lang))
+            await self.send(update, context, t("other_screening", lang, code=screening.code))
+            return
         await query.answer()
         try:
             await query.edit_message_reply_markup(None)  # the tapped buttons are spent

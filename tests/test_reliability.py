@@ -224,3 +224,20 @@ def test_unreachable_database_at_start_is_a_clear_message(
         in result.output
     )
     assert "secret" not in result.output
+
+
+async def test_buttons_of_a_screening_put_aside_record_nothing(world: BotWorld) -> None:
+    alice = world.chat(ALICE)
+    await alice.send("/new R-205")
+    first = alice.last_message()  # still the current question of R-205
+    await alice.send("/new R-206")  # the coordinator moves on to another screening
+    reply = await alice.press("Yes", message=first)
+    assert reply == [
+        "That button belongs to screening R-205, which you have put aside; "
+        "nothing was recorded. Use /resume to continue it."
+    ]
+    aside = world.repo.find_screening("R-205")
+    assert aside is not None and world.repo.answers(aside.id) == []
+    await alice.send("/resume")
+    await alice.press("R-205")
+    assert "willing and able to comply" in (await alice.press("Yes"))[0]
