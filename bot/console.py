@@ -20,7 +20,7 @@ from bot.service import (
     ScreeningService,
 )
 from flows import Protocol, current_question, progress, verdict_of
-from flows.messages import render
+from flows.messages import Message, render
 from flows.render import STATUS_LABEL, outcome_text, question_text, summary
 from flows.schema import ChoiceQuestion, YesNoQuestion
 from flows.text import Lang
@@ -147,7 +147,7 @@ class Console:
             created = self.service.begin(rest, protocols[0], actor=self.actor)
             if isinstance(created, Screening):
                 self.screening = created
-            else:
+            elif isinstance(created, Message):  # (the console sends no update ids to repeat)
                 self.write(f"✖ {render(created, self.lang)}")
         elif word == "/resume":
             found = self.service.repo.unfinished(self.actor)

@@ -157,8 +157,8 @@ class ScreeningService:
 
     def begin(
         self, code: str, protocol: Protocol, *, actor: int, update_id: int | None = None
-    ) -> Screening | Message:
-        """Start a screening, or say why not."""
+    ) -> Screening | Message | AlreadyProcessed:
+        """Start a screening, or say why not (nothing at all for a redelivered update)."""
         code = code.strip()
         problem = self.check_code(code)
         if problem is not None:
@@ -170,8 +170,7 @@ class ScreeningService:
         except CodeTaken:
             return msg("code_taken", code=code)
         except DuplicateUpdate:
-            found = self.repo.find_screening(code)
-            return found if found is not None else msg("code_taken", code=code)
+            return AlreadyProcessed()
 
     def apply(
         self,

@@ -273,6 +273,12 @@ class PrescreenBot:
         echo_prefix: str = "",
     ) -> None:
         """Tell the user what happened and show what comes next."""
+        if not isinstance(outcome, Recorded | AlreadyProcessed) and self.repo.seen_update(
+            update.update_id
+        ):
+            # A redelivery of an update another process has just recorded, read after that
+            # write: its hint, prompt or conflict would answer a question already answered.
+            return
         lang = self.lang(update, context)
         chat = _chat_data(context)
         match outcome:
@@ -431,6 +437,8 @@ class PrescreenBot:
         created = self.service.begin(
             code, protocol, actor=staff.telegram_id, update_id=update.update_id
         )
+        if isinstance(created, AlreadyProcessed):
+            return  # a redelivered /new, already handled
         if not isinstance(created, Screening):
             _chat_data(context)["await"] = {"kind": "code", "protocol": protocol.digest}
             await self.send(update, context, render(created, lang) + "\n" + t("ask_code", lang))
@@ -755,6 +763,11 @@ class PrescreenBot:
                 await self._review_screen(update, context, screening)
             return
         if screening.row_version != data.revision or not screening.unfinished:
+            if self.repo.seen_update(update.update_id):
+                # This very tap was just recorded by another process (a redelivery raced the
+                # first delivery): it is not outdated, it is done. Say nothing more.
+                await query.answer()
+                return
             await query.answer(t("outdated_short", lang))
             await self.show(update, context, screening, t("outdated", lang, code=screening.code))
             return

@@ -104,9 +104,10 @@ class InMemoryRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         with self._lock:
+            self._claim_update(update_id)  # first: a redelivery is a duplicate
             if any(s.code == code for s in self._screenings.values()):
+                self._updates.discard(update_id or -1)  # nothing was written
                 raise CodeTaken(code)
-            self._claim_update(update_id)
             self._protocols.setdefault(protocol.digest, protocol)
             now = self._clock()
             screening = Screening(

@@ -310,10 +310,10 @@ class SqlRepository:
         now = self._clock()
         try:
             with self._write.begin() as conn:
+                self._claim_update(conn, update_id, now)  # first: a redelivery is a duplicate
                 taken = conn.execute(select(SCREENING.c.id).where(SCREENING.c.code == code))
                 if taken.first() is not None:
                     raise CodeTaken(code)
-                self._claim_update(conn, update_id, now)
                 self._save_protocol(conn, protocol)
                 seq, head = self._audit(
                     conn,

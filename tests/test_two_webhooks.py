@@ -36,11 +36,16 @@ SECRET = "two-webhooks-secret"
 USERS = [80_000 + i for i in range(CHATS)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports (all sockets are held until every port is chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @pytest.fixture
@@ -62,14 +67,15 @@ def schema_url() -> Iterator[tuple[str, Engine]]:
         admin.dispose()
 
 
-def wait_listening(port: int, timeout: float = 30) -> None:
+def wait_listening(port: int, logs: Path, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
+    output = "\n".join(p.read_text() for p in logs.glob("bot-*.log"))
+    raise AssertionError(f"nothing listens on {port}; bot logs:\n{output[-3000:]}")
 
 
 @pytest.mark.slow
@@ -83,7 +89,7 @@ def test_two_webhook_processes_share_one_database(
         repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
     server = FakeBotAPIServer()
     server.start()
-    ports = [free_port(), free_port()]
+    ports = free_ports(2)
     bots = [
         BotProcess(
             tmp_path,
@@ -156,7 +162,7 @@ def test_two_webhook_processes_share_one_database(
 
     try:
         for port in ports:
-            wait_listening(port)
+            wait_listening(port, tmp_path)
         threads = [
             threading.Thread(target=screen, args=(u, f"W-{u}", random.Random(u))) for u in USERS
         ]
