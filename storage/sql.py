@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from flows import (
@@ -97,6 +98,13 @@ def _record(row: Mapping[Any, Any]) -> Screening:
     )
 
 
+def _insert_or_ignore(conn: Connection, table: Table) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
 def _unit(value: Any) -> str | None:
     return value.unit if isinstance(value, Quantity | LabResult) else None
 
@@ -128,13 +136,15 @@ class SqlRepository:
             "updated_at": now,
         }
         with self._write.begin() as conn:
-            done = conn.execute(
+            conn.execute(
+                _insert_or_ignore(conn, STAFF).values(
+                    telegram_id=staff.telegram_id, created_at=now, **values
+                )
+            )
+            # Whether this insert or a concurrent one created the row, the update sets it.
+            conn.execute(
                 update(STAFF).where(STAFF.c.telegram_id == staff.telegram_id).values(**values)
             )
-            if done.rowcount == 0:
-                conn.execute(
-                    insert(STAFF).values(telegram_id=staff.telegram_id, created_at=now, **values)
-                )
             row = conn.execute(select(STAFF).where(STAFF.c.telegram_id == staff.telegram_id))
             return _staff(row.one()._mapping)
 
@@ -162,8 +172,10 @@ class SqlRepository:
     def _save_protocol(self, conn: Connection, protocol: Protocol) -> None:
         known = conn.execute(select(PROTOCOL.c.digest).where(PROTOCOL.c.digest == protocol.digest))
         if known.first() is None:
+            # Several processes starting together store the same version: the first one wins
+            # and the others' inserts do nothing (a plain insert would fail their start).
             conn.execute(
-                insert(PROTOCOL).values(
+                _insert_or_ignore(conn, PROTOCOL).values(
                     digest=protocol.digest,
                     protocol_id=protocol.id,
                     version=protocol.version,

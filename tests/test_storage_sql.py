@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 from flows import Answer, Protocol, step
 from storage.audit import verify_entries
 from storage.db import SchemaOutdated, current_revision, ensure_schema, head_revision, upgrade
-from storage.records import StaleWrite
+from storage.records import Role, Staff, StaleWrite
 from storage.sql import SqlRepository
 from tests.conftest import Clock
 from tests.test_repository_contract import ALICE, answer, answer_all, begin
@@ -258,3 +258,30 @@ def test_migration_0003_fills_the_state_of_existing_screenings(engine: Engine) -
     with engine.connect() as c:
         head = c.execute(text("SELECT audit_seq, audit_head FROM screening")).one()
     assert tuple(head) == (2, "b" * 64)
+
+
+def test_processes_starting_together_store_protocol_and_staff_once(
+    engine: Engine, seed: Protocol, clock: Clock
+) -> None:
+    """Several bot processes start at once: each stores the protocol and the admins."""
+    upgrade(engine)
+    repos = [SqlRepository(engine, clock) for _ in range(4)]
+    barrier = threading.Barrier(len(repos))
+    errors: list[BaseException] = []
+
+    def boot(repo: SqlRepository) -> None:
+        barrier.wait()
+        try:
+            repo.save_protocol(seed)
+            repo.save_staff(Staff(ALICE, "Admin", Role.ADMIN))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=boot, args=(r,)) for r in repos]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert repos[0].load_protocol(seed.digest) == seed
+    assert repos[0].list_staff() == [Staff(ALICE, "Admin", Role.ADMIN)]
