@@ -98,10 +98,18 @@ Outcome = Recorded | Reask | ConfirmFirst | NeedsReason | Refused | Conflict | A
 
 
 def can_access(staff: Staff, screening: Screening) -> bool:
-    """Coordinators work on their own screenings; investigators and admins on all."""
-    return staff.active and (
-        staff.role in (Role.INVESTIGATOR, Role.ADMIN) or screening.created_by == staff.telegram_id
-    )
+    """Who may open a screening.
+
+    Admins: all. Others: none of another site's (when both the person and the screening have a
+    site). Within that, investigators: all; coordinators: their own.
+    """
+    if not staff.active:
+        return False
+    if staff.role is Role.ADMIN:
+        return True
+    if staff.site and screening.site and staff.site != screening.site:
+        return False
+    return staff.role is Role.INVESTIGATOR or screening.created_by == staff.telegram_id
 
 
 def withdraw_access(repo: Repository, telegram_id: int) -> Staff | None:
@@ -156,7 +164,13 @@ class ScreeningService:
         return None
 
     def begin(
-        self, code: str, protocol: Protocol, *, actor: int, update_id: int | None = None
+        self,
+        code: str,
+        protocol: Protocol,
+        *,
+        actor: int,
+        update_id: int | None = None,
+        site: str | None = None,
     ) -> Screening | Message | AlreadyProcessed:
         """Start a screening, or say why not (nothing at all for a redelivered update)."""
         code = code.strip()
@@ -165,7 +179,7 @@ class ScreeningService:
             return problem
         try:
             return self.repo.create_screening(
-                code, protocol, start(protocol), actor=actor, update_id=update_id
+                code, protocol, start(protocol), actor=actor, update_id=update_id, site=site
             )
         except CodeTaken:
             return msg("code_taken", code=code)

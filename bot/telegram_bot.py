@@ -386,7 +386,7 @@ class PrescreenBot:
         if after.status != Status.NEEDS_REVIEW.value or before.status == after.status:
             return
         for member in self.repo.list_staff():
-            if member.active and member.role is Role.INVESTIGATOR:
+            if member.role is Role.INVESTIGATOR and can_access(member, after):
                 try:
                     await context.bot.send_message(
                         member.telegram_id, t("notify_review", "en", code=after.code)
@@ -435,7 +435,7 @@ class PrescreenBot:
     async def _begin(self, update: Update, context: Context, protocol: Protocol, code: str) -> None:
         lang, staff = self.lang(update, context), self.staff(context)
         created = self.service.begin(
-            code, protocol, actor=staff.telegram_id, update_id=update.update_id
+            code, protocol, actor=staff.telegram_id, update_id=update.update_id, site=staff.site
         )
         if isinstance(created, AlreadyProcessed):
             return  # a redelivered /new, already handled
@@ -525,7 +525,7 @@ class PrescreenBot:
         if staff.role not in (Role.INVESTIGATOR, Role.ADMIN):
             await self.send(update, context, t("role_needed", lang, role="investigator"))
             return
-        waiting = self.repo.needing_review()
+        waiting = [s for s in self.repo.needing_review() if can_access(staff, s)]
         if not waiting:
             await self.send(update, context, t("review_none", lang))
             return

@@ -101,6 +101,7 @@ class InMemoryRepository:
         *,
         actor: int,
         update_id: int | None = None,
+        site: str | None = None,
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         with self._lock:
@@ -119,6 +120,7 @@ class InMemoryRepository:
                 status="in_progress",
                 state=state,
                 created_by=actor,
+                site=site,
                 created_at=now,
                 updated_at=now,
                 row_version=1,

@@ -61,6 +61,7 @@ class Screening:
     close_kind: CloseKind | None = None
     close_reason: str | None = None
     closed_by: int | None = None
+    site: str | None = None
 
     @property
     def unfinished(self) -> bool:

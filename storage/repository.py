@@ -54,8 +54,9 @@ class Repository(Interface):
         *,
         actor: int,
         update_id: int | None = None,
+        site: str | None = None,
     ) -> Screening:
-        """Start a screening and record its first audit event.
+        """Start a screening (at the actor's ``site``) and record its first audit event.
 
         Raises:
             CodeTaken: The code is in use.

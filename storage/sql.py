@@ -95,6 +95,7 @@ def _record(row: Mapping[Any, Any]) -> Screening:
         close_kind=row["close_kind"],
         close_reason=row["close_reason"],
         closed_by=row["closed_by"],
+        site=row["site"],
     )
 
 
@@ -317,6 +318,7 @@ class SqlRepository:
         *,
         actor: int,
         update_id: int | None = None,
+        site: str | None = None,
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
@@ -359,6 +361,7 @@ class SqlRepository:
                     "at": state.at,
                     "revisiting": state.revisiting,
                     "created_by": actor,
+                    "site": site,
                     "created_at": now,
                     "updated_at": now,
                     "row_version": 1,
@@ -475,6 +478,7 @@ class SqlRepository:
             close_kind=row["close_kind"],
             close_reason=row["close_reason"],
             closed_by=row["closed_by"],
+            site=screening.site,
         )
 
     @staticmethod

@@ -109,6 +109,8 @@ class ScreeningRow(SQLModel, table=True):
     at: str = Field(max_length=100)
     revisiting: bool = False
     created_by: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The site of the staff member who started it: staff of other sites may not open it.
+    site: str | None = Field(default=None, max_length=100)
     created_at: datetime = _ts(index=True)
     updated_at: datetime = _ts()
     row_version: int = 1

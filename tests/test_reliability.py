@@ -241,3 +241,41 @@ async def test_buttons_of_a_screening_put_aside_record_nothing(world: BotWorld) 
     await alice.send("/resume")
     await alice.press("R-205")
     assert "willing and able to comply" in (await alice.press("Yes"))[0]
+
+
+async def test_other_sites_screenings_stay_closed(world: BotWorld) -> None:
+    repo = world.repo
+    repo.save_staff(Staff(6001, "North coordinator", Role.COORDINATOR, site="North"))
+    repo.save_staff(Staff(6002, "North investigator", Role.INVESTIGATOR, site="North"))
+    repo.save_staff(Staff(6003, "South investigator", Role.INVESTIGATOR, site="South"))
+    north, north_pi, south_pi = (world.chat(6001), world.chat(6002, "N"), world.chat(6003, "S"))
+    await north.send("/new N-101")
+    for label in ("Yes", "Yes", "B-ALL, refractory", "Yes"):
+        await north.press(label)
+    await north.send("2")
+    for label in ("No", "No", "No suitable donor"):
+        await north.press(label)
+    await north.send("45")
+    for label in ("Male", "1", "Yes", "Yes"):
+        await north.press(label)
+    await north.send("Cr 0.5x ULN, LVEF 60, SpO2 97, Bili 0.5x ULN, ALT 0.5x ULN, AST 0.5x ULN")
+    await north.press("✔ Record")
+    await north.press("Yes")
+    await north.send("Hb 70, ANC 1.5, PLT 150")
+    await north.press("✔ Record")
+    await north.press("No")
+    assert "Needs the investigator's decision" in north.last_text()
+    s = repo.find_screening("N-101")
+    assert s is not None and s.site == "North" and s.status == "needs_review"
+    # Only the investigator of the same site (and those without a site) is told and sees it.
+    assert "N-101 needs your decision" in north_pi.last_text()
+    assert "N-101" not in south_pi.last_text()
+    await north_pi.send("/review")
+    assert "N-101" in str(north_pi.last_message()["reply_markup"])
+    assert await south_pi.send("/review") == ["No screenings await a decision."]
+    # A South investigator replaying the North review button is refused; nothing recorded.
+    review_button = north_pi.last_message()
+    assert await south_pi.press("N-101", message=review_button) == []
+    assert "You may not open screening" in str(world.api.methods("answerCallbackQuery")[-1])
+    after = repo.find_screening("N-101")
+    assert after is not None and after.row_version == s.row_version

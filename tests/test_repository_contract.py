@@ -267,3 +267,11 @@ def test_audit_chain_verifies(repo: Repository, seed: Protocol) -> None:
     report = verify_entries(s.code, events)
     assert report.ok and report.checked == len(events) and report.head == events[-1].hash
     assert repo.audited_codes() == [s.code]
+
+
+def test_site_is_kept(repo: Repository, seed: Protocol) -> None:
+    s = repo.create_screening("SITE-1", seed, start(seed), actor=ALICE, site="Ward 3")
+    assert s.site == "Ward 3"
+    s = answer(repo, seed, s)
+    found = repo.find_screening("SITE-1")
+    assert s.site == "Ward 3" and found is not None and found.site == "Ward 3"

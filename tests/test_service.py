@@ -15,7 +15,7 @@ from bot.settings import DEFAULT_CODE_PATTERN
 from flows import Catalog, Protocol
 from flows.messages import Message
 from storage.memory import InMemoryRepository
-from storage.records import Screening
+from storage.records import Role, Screening, Staff
 from tests.conftest import Clock
 from tests.flows_helpers import ELIGIBLE_WOMAN
 
@@ -90,3 +90,20 @@ def test_close_rules(service: ScreeningService, seed: Protocol) -> None:
     assert isinstance(closed, Screening) and not closed.unfinished
     again = service.close(closed, "cancelled", actor=ALICE, reason="x")
     assert isinstance(again, Refused) and again.message.key == "already_closed"
+
+
+def test_who_may_open_a_screening(seed: Protocol) -> None:
+    from bot.service import can_access
+
+    repo = InMemoryRepository()
+    mine = repo.create_screening(
+        "A-1", seed, __import__("flows").start(seed), actor=1, site="North"
+    )
+    coordinator = Staff(1, "Ann", Role.COORDINATOR, site="North")
+    assert can_access(coordinator, mine)
+    assert not can_access(Staff(2, "Bo", Role.COORDINATOR, site="North"), mine)  # not hers
+    assert can_access(Staff(3, "Cy", Role.INVESTIGATOR, site="North"), mine)
+    assert not can_access(Staff(4, "Di", Role.INVESTIGATOR, site="South"), mine)  # other site
+    assert can_access(Staff(5, "Ed", Role.INVESTIGATOR), mine)  # no site: all sites
+    assert can_access(Staff(6, "Fa", Role.ADMIN, site="South"), mine)
+    assert not can_access(Staff(1, "Ann", Role.COORDINATOR, active=False, site="North"), mine)
