@@ -298,14 +298,31 @@ class SqlRepository:
             )
         return row
 
-    @staticmethod
-    def _bump(conn: Connection, row: Mapping[Any, Any], values: dict[str, Any]) -> None:
+    def _finish(
+        self,
+        conn: Connection,
+        row: Mapping[Any, Any],
+        events: Sequence[tuple[str, dict[str, Any]]],
+        actor: int,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> None:
+        """Append the audit events, then update the locked screening row (next version)."""
+        seq, head = self._audit(
+            conn, row["code"], row["audit_seq"], row["audit_head"], events, actor, now
+        )
         # The version check is repeated in the UPDATE itself so that a concurrent writer
         # that slipped past the read can never be overwritten silently.
         result = conn.execute(
             update(SCREENING)
             .where(SCREENING.c.id == row["id"], SCREENING.c.row_version == row["row_version"])
-            .values(row_version=row["row_version"] + 1, **values)
+            .values(
+                row_version=row["row_version"] + 1,
+                updated_at=now,
+                audit_seq=seq,
+                audit_head=head,
+                **values,
+            )
         )
         if result.rowcount != 1:
             raise StaleWrite(f"screening {row['code']} changed during the write")
@@ -439,27 +456,18 @@ class SqlRepository:
                             )
                             .values(withdrawn_at=now)
                         )
-            seq, head = self._audit(
+            status = result.verdict.status.value
+            self._finish(
                 conn,
-                row["code"],
-                row["audit_seq"],
-                row["audit_head"],
+                row,
                 step_events(event, result, raw_text, reason),
                 actor,
                 now,
-            )
-            status = result.verdict.status.value
-            self._bump(
-                conn,
-                row,
                 {
                     "at": result.state.at,
                     "revisiting": result.state.revisiting,
                     "status": status,
-                    "updated_at": now,
                     "state": state_to_json(result.state),
-                    "audit_seq": seq,
-                    "audit_head": head,
                 },
             )
         return Screening(
@@ -535,27 +543,18 @@ class SqlRepository:
             self._claim_update(conn, update_id, now)
             row = self._lock(conn, screening)
             status = "cancelled" if kind == "cancelled" else row["status"]
-            seq, head = self._audit(
+            self._finish(
                 conn,
-                row["code"],
-                row["audit_seq"],
-                row["audit_head"],
+                row,
                 [(f"screening_{kind}", {"reason": reason, "status": status})],
                 actor,
                 now,
-            )
-            self._bump(
-                conn,
-                row,
                 {
                     "status": status,
                     "closed_at": now,
                     "close_kind": kind,
                     "close_reason": reason,
                     "closed_by": actor,
-                    "updated_at": now,
-                    "audit_seq": seq,
-                    "audit_head": head,
                 },
             )
         record = self.get_screening(screening.id)
