@@ -128,6 +128,9 @@ async def drive(
                 started = time.perf_counter()
                 await app.process_update(Update.de_json(data, app.bot))
                 latencies.append(time.perf_counter() - started)
+                # A real transport waits for the network here, which lets the application's
+                # background tasks (PicklePersistence's periodic flush) run between updates.
+                await asyncio.sleep(0)
     return latencies
 
 
@@ -167,8 +170,12 @@ async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
         service, Settings(bot_token="1:bench", _env_file=None), request=api, rate_limit=False
     )
     await app.initialize()
+    await app.start()
     try:
+        started = time.perf_counter()
         latencies = await drive(app, api, users, rounds)
+        await app.stop()
+        wall = time.perf_counter() - started
         signed = sum(
             1
             for u in users
@@ -182,7 +189,7 @@ async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
             with admin.begin() as c:
                 c.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
     assert signed == chats * rounds, f"only {signed} of {chats * rounds} screenings completed"
-    return {"latencies": latencies}
+    return {"latencies": latencies, "wall": wall}
 
 
 # --- the conventional baseline -----------------------------------------------------------------
@@ -272,11 +279,13 @@ async def baseline(chats: int, pickle: bool, rounds: int) -> dict[str, Any]:
     await app.initialize()
     await app.start()  # runs the persistence's periodic flush
     try:
+        started = time.perf_counter()
         latencies = await drive(app, api, [100_000 + i for i in range(chats)], rounds)
+        await app.stop()  # the last flush: only now is every answer on disk
+        wall = time.perf_counter() - started
     finally:
-        await app.stop()
         await app.shutdown()
-    return {"latencies": latencies}
+    return {"latencies": latencies, "wall": wall}
 
 
 # --- orchestration -----------------------------------------------------------------------------
@@ -284,10 +293,11 @@ async def baseline(chats: int, pickle: bool, rounds: int) -> dict[str, Any]:
 
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
     latencies = sorted(result.pop("latencies"))
-    total = sum(latencies)
     return {
         "updates": len(latencies),
-        "updates_per_s": len(latencies) / total,
+        # Wall-clock, from the first update to the end of the application's stop: background
+        # work (the pickle flushes) counts, as it blocks the event loop in production too.
+        "updates_per_s": len(latencies) / result["wall"],
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select, update
+from sqlalchemy import Connection, Dialect, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -30,6 +30,7 @@ from flows.values import LabResult, Quantity, value_from_json, value_to_json
 from storage.audit import GENESIS, next_link, step_events
 from storage.db import writer
 from storage.memory import utc_now
+from storage.prepared import Prepared, prepare
 from storage.records import (
     AnswerEntry,
     AuditEntry,
@@ -110,6 +111,99 @@ def _unit(value: Any) -> str | None:
     return value.unit if isinstance(value, Quantity | LabResult) else None
 
 
+# What recording a step reads back of the locked screening row.
+_LOCKED: tuple[str, ...] = (
+    *("id", "code", "status", "row_version", "audit_seq", "audit_head"),
+    *("closed_at", "close_kind", "close_reason", "closed_by"),
+)
+
+
+class _Hot:
+    """The statements every update runs, compiled once for the engine's dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        locked = select(*(SCREENING.c[name] for name in _LOCKED)).where(
+            SCREENING.c.id == bindparam("sid")
+        )
+        if dialect.name == "postgresql":
+            locked = locked.with_for_update()
+        self.staff = prepare(select(STAFF).where(STAFF.c.telegram_id == bindparam("tid")), dialect)
+        self.seen = prepare(
+            select(UPDATE.c.update_id).where(UPDATE.c.update_id == bindparam("uid")), dialect
+        )
+        self.screening = prepare(
+            select(SCREENING).where(SCREENING.c.id == bindparam("sid")), dialect
+        )
+        self.locked = prepare(locked, dialect)
+        self.claim = prepare(
+            insert(UPDATE).values(update_id=bindparam("uid"), processed_at=bindparam("now")),
+            dialect,
+        )
+        self.answer = prepare(
+            insert(ANSWER)
+            .values(
+                screening_id=bindparam("sid"),
+                question_id=bindparam("qid"),
+                raw_text=bindparam("raw"),
+                value=bindparam("value"),
+                unit=bindparam("unit"),
+                normalised=bindparam("normalised"),
+                given_by=bindparam("actor"),
+                given_at=bindparam("now"),
+                status=bindparam("status"),
+            )
+            .returning(ANSWER.c.id),
+            dialect,
+            [ANSWER.c.id],
+        )
+        self.supersede = prepare(
+            update(ANSWER)
+            .where(
+                ANSWER.c.screening_id == bindparam("sid"),
+                ANSWER.c.question_id == bindparam("qid"),
+                ANSWER.c.status == "active",
+                ANSWER.c.id != bindparam("new_id"),
+            )
+            .values(
+                status="superseded",
+                superseded_by=bindparam("new_id"),
+                changed_at=bindparam("now"),
+                change_reason=bindparam("reason"),
+            ),
+            dialect,
+        )
+        self.audit = prepare(
+            insert(AUDIT).values(
+                screening_code=bindparam("p_code"),
+                seq=bindparam("p_seq"),
+                kind=bindparam("p_kind"),
+                payload=bindparam("p_payload"),
+                actor=bindparam("p_actor"),
+                at=bindparam("p_at"),
+                prev_hash=bindparam("p_prev"),
+                hash=bindparam("p_hash"),
+            ),
+            dialect,
+        )
+        self.dialect = dialect
+        self._advance: dict[tuple[str, ...], Prepared] = {}
+
+    def advance(self, columns: tuple[str, ...]) -> Prepared:
+        """The version-checked update of a screening row setting ``columns`` (``p_`` + name)."""
+        prepared = self._advance.get(columns)
+        if prepared is None:
+            statement = (
+                update(SCREENING)
+                .where(
+                    SCREENING.c.id == bindparam("p_sid"),
+                    SCREENING.c.row_version == bindparam("p_expected"),
+                )
+                .values({name: bindparam(f"p_{name}") for name in columns})
+            )
+            prepared = self._advance[columns] = prepare(statement, self.dialect)
+        return prepared
+
+
 class SqlRepository:
     """Repository over an SQLAlchemy engine; each public method is one transaction."""
 
@@ -118,13 +212,22 @@ class SqlRepository:
         self._write = writer(engine)
         self._clock = clock
         self._locking = engine.dialect.name == "postgresql"
+        self._hot = _Hot(engine.dialect)
+
+    def _read(self, statement: Prepared, **values: Any) -> dict[str, Any] | None:
+        """The first row of a prepared query, in a connection of its own."""
+        with self.engine.connect() as conn:
+            cursor = conn.connection.cursor()
+            try:
+                return statement.first(cursor, **values)
+            finally:
+                cursor.close()
 
     # --- staff ---
     def get_staff(self, telegram_id: int) -> Staff | None:
         """See :class:`storage.repository.Repository`."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(STAFF).where(STAFF.c.telegram_id == telegram_id)).first()
-            return _staff(row._mapping) if row else None
+        row = self._read(self._hot.staff, tid=telegram_id)
+        return _staff(row) if row else None
 
     def save_staff(self, staff: Staff) -> Staff:
         """See :class:`storage.repository.Repository`."""
@@ -199,8 +302,8 @@ class SqlRepository:
 
     def get_screening(self, screening_id: int) -> Screening | None:
         """See :class:`storage.repository.Repository`."""
-        found = self._many(select(SCREENING).where(SCREENING.c.id == screening_id))
-        return found[0] if found else None
+        row = self._read(self._hot.screening, sid=screening_id)
+        return _record(row) if row else None
 
     def find_screening(self, code: str) -> Screening | None:
         """See :class:`storage.repository.Repository`."""
@@ -245,20 +348,19 @@ class SqlRepository:
             last_id = records[-1].id
 
     # --- writing ---
-    @staticmethod
-    def _claim_update(conn: Connection, update_id: int | None, now: datetime) -> None:
+    def _claim_update(self, cursor: Any, update_id: int | None, now: datetime) -> None:
         if update_id is None:
             return
         try:
             # The primary key makes the claim atomic: a second delivery of the same update,
             # in this process or another, fails here and its whole transaction is rolled back.
-            conn.execute(insert(UPDATE).values(update_id=update_id, processed_at=now))
+            self._hot.claim.execute(cursor, uid=update_id, now=now)
         except IntegrityError as exc:
             raise DuplicateUpdate(update_id) from exc
 
-    @staticmethod
     def _audit(
-        conn: Connection,
+        self,
+        cursor: Any,
         code: str,
         seq: int,
         head: str,
@@ -272,25 +374,24 @@ class SqlRepository:
             link = next_link(code, head, seq, kind, payload, actor, now)
             rows.append(
                 {
-                    "screening_code": code,
-                    "seq": seq,
-                    "kind": kind,
-                    "payload": link.payload,
-                    "actor": actor,
-                    "at": now,
-                    "prev_hash": head,
-                    "hash": link.hash,
+                    "p_code": code,
+                    "p_seq": seq,
+                    "p_kind": kind,
+                    "p_payload": link.payload,
+                    "p_actor": actor,
+                    "p_at": now,
+                    "p_prev": head,
+                    "p_hash": link.hash,
                 }
             )
             head = link.hash
-        conn.execute(insert(AUDIT), rows)
+        self._hot.audit.execute_many(cursor, rows)
         return seq, head
 
-    def _lock(self, conn: Connection, screening: Screening) -> Mapping[Any, Any]:
-        query = select(SCREENING).where(SCREENING.c.id == screening.id)
-        if self._locking:
-            query = query.with_for_update()
-        row = conn.execute(query).one()._mapping
+    def _lock(self, cursor: Any, screening: Screening) -> Mapping[str, Any]:
+        # ``FOR UPDATE`` on PostgreSQL; on SQLite the transaction holds the write lock already.
+        row = self._hot.locked.first(cursor, sid=screening.id)
+        assert row is not None, f"screening {screening.id} vanished"
         if row["row_version"] != screening.row_version:
             raise StaleWrite(
                 f"screening {row['code']} changed (version {row['row_version']}, "
@@ -300,8 +401,8 @@ class SqlRepository:
 
     def _finish(
         self,
-        conn: Connection,
-        row: Mapping[Any, Any],
+        cursor: Any,
+        row: Mapping[str, Any],
         events: Sequence[tuple[str, dict[str, Any]]],
         actor: int,
         now: datetime,
@@ -309,22 +410,25 @@ class SqlRepository:
     ) -> None:
         """Append the audit events, then update the locked screening row (next version)."""
         seq, head = self._audit(
-            conn, row["code"], row["audit_seq"], row["audit_head"], events, actor, now
+            cursor, row["code"], row["audit_seq"], row["audit_head"], events, actor, now
         )
+        values = {
+            "row_version": row["row_version"] + 1,
+            "updated_at": now,
+            "audit_seq": seq,
+            "audit_head": head,
+            **values,
+        }
         # The version check is repeated in the UPDATE itself so that a concurrent writer
         # that slipped past the read can never be overwritten silently.
-        result = conn.execute(
-            update(SCREENING)
-            .where(SCREENING.c.id == row["id"], SCREENING.c.row_version == row["row_version"])
-            .values(
-                row_version=row["row_version"] + 1,
-                updated_at=now,
-                audit_seq=seq,
-                audit_head=head,
-                **values,
-            )
+        statement = self._hot.advance(tuple(values))
+        statement.execute(
+            cursor,
+            p_sid=row["id"],
+            p_expected=row["row_version"],
+            **{f"p_{name}": value for name, value in values.items()},
         )
-        if result.rowcount != 1:
+        if cursor.rowcount != 1:
             raise StaleWrite(f"screening {row['code']} changed during the write")
 
     def create_screening(
@@ -341,13 +445,14 @@ class SqlRepository:
         now = self._clock()
         try:
             with self._write.begin() as conn:
-                self._claim_update(conn, update_id, now)  # first: a redelivery is a duplicate
+                cursor = conn.connection.cursor()
+                self._claim_update(cursor, update_id, now)  # first: a redelivery is a duplicate
                 taken = conn.execute(select(SCREENING.c.id).where(SCREENING.c.code == code))
                 if taken.first() is not None:
                     raise CodeTaken(code)
                 self._save_protocol(conn, protocol)
                 seq, head = self._audit(
-                    conn,
+                    cursor,
                     code,
                     0,
                     GENESIS,
@@ -415,15 +520,16 @@ class SqlRepository:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
         with self._write.begin() as conn:
+            cursor = conn.connection.cursor()
             # The update is claimed first: a redelivery to another process is then recognised
             # as such (and dropped) rather than reported as a conflicting write.
-            self._claim_update(conn, update_id, now)
-            row = self._lock(conn, screening)
+            self._claim_update(cursor, update_id, now)
+            row = self._lock(cursor, screening)
             sid = row["id"]
             for change in result.changes:
                 match change:
                     case AnswerRecorded():
-                        self._record_answer(conn, sid, change, raw_text, reason, actor, now)
+                        self._record_answer(cursor, sid, change, raw_text, reason, actor, now)
                     case AnswerRetired():
                         conn.execute(
                             update(ANSWER)
@@ -458,7 +564,7 @@ class SqlRepository:
                         )
             status = result.verdict.status.value
             self._finish(
-                conn,
+                cursor,
                 row,
                 step_events(event, result, raw_text, reason),
                 actor,
@@ -489,9 +595,9 @@ class SqlRepository:
             site=screening.site,
         )
 
-    @staticmethod
     def _record_answer(
-        conn: Connection,
+        self,
+        cursor: Any,
         sid: int,
         change: AnswerRecorded,
         raw_text: str | None,
@@ -499,32 +605,30 @@ class SqlRepository:
         actor: int,
         now: datetime,
     ) -> None:
-        inserted = conn.execute(
-            insert(ANSWER).values(
-                screening_id=sid,
-                question_id=change.question_id,
-                raw_text=raw_text,
-                value=value_to_json(change.value),
-                unit=_unit(change.value),
-                normalised=format_actual(change.value),
-                given_by=actor,
-                given_at=now,
-                status="active",
-            )
-        ).inserted_primary_key
-        assert inserted is not None
-        conn.execute(
-            update(ANSWER)
-            .where(
-                ANSWER.c.screening_id == sid,
-                ANSWER.c.question_id == change.question_id,
-                ANSWER.c.status == "active",
-                ANSWER.c.id != inserted[0],
-            )
-            .values(
-                status="superseded", superseded_by=inserted[0], changed_at=now, change_reason=reason
-            )
+        inserted = self._hot.answer.first(
+            cursor,
+            sid=sid,
+            qid=change.question_id,
+            raw=raw_text,
+            value=value_to_json(change.value),
+            unit=_unit(change.value),
+            normalised=format_actual(change.value),
+            actor=actor,
+            now=now,
+            status="active",
         )
+        assert inserted is not None
+        if change.previous is not None:
+            # Only a question that had a current answer has an active row to supersede (an
+            # answer retired by a correction is no longer active).
+            self._hot.supersede.execute(
+                cursor,
+                sid=sid,
+                qid=change.question_id,
+                new_id=inserted["id"],
+                now=now,
+                reason=reason,
+            )
 
     def close(
         self,
@@ -538,13 +642,14 @@ class SqlRepository:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
         with self._write.begin() as conn:
+            cursor = conn.connection.cursor()
             # The update is claimed first: a redelivery to another process is then recognised
             # as such (and dropped) rather than reported as a conflicting write.
-            self._claim_update(conn, update_id, now)
-            row = self._lock(conn, screening)
+            self._claim_update(cursor, update_id, now)
+            row = self._lock(cursor, screening)
             status = "cancelled" if kind == "cancelled" else row["status"]
             self._finish(
-                conn,
+                cursor,
                 row,
                 [(f"screening_{kind}", {"reason": reason, "status": status})],
                 actor,
@@ -607,6 +712,4 @@ class SqlRepository:
 
     def seen_update(self, update_id: int) -> bool:
         """See :class:`storage.repository.Repository`."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(UPDATE.c.update_id).where(UPDATE.c.update_id == update_id))
-            return row.first() is not None
+        return self._read(self._hot.seen, uid=update_id) is not None
