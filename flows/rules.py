@@ -164,5 +164,21 @@ def evaluate(expr: Expr, answers: Mapping[str, AnswerValue]) -> tuple[Truth, tup
 
 
 def truth(expr: Expr | None, answers: Mapping[str, AnswerValue]) -> Truth:
-    """The truth value alone; an absent expression is true."""
-    return True if expr is None else evaluate(expr, answers)[0]
+    """The truth value alone (what :func:`evaluate` returns first); an absent expression is true.
+
+    Every step decides relevance and eligibility many times over and needs no explanation
+    for most of them, so this walks the expression without recording checks.
+    """
+    match expr:
+        case None:
+            return True
+        case Compare():
+            return _compare(expr, answers.get(expr.q))
+        case All():
+            return kleene_all([truth(part, answers) for part in expr.all])
+        case AnyOf():
+            return kleene_any([truth(part, answers) for part in expr.any])
+        case Not():
+            inner = truth(expr.not_, answers)
+            return None if inner is None else not inner
+    raise TypeError(f"not an expression: {expr!r}")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from flows.rules import Check, evaluate, truth
 from flows.schema import Criterion, Protocol
@@ -39,25 +40,49 @@ class Decision:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CriterionVerdict:
-    """One criterion's outcome with the comparisons behind it.
+    """One criterion's outcome, with the comparisons behind it on demand.
 
     Attributes:
         criterion_id: The criterion.
         outcome: Met, not met, unknown or not applicable.
         overridable: Whether an investigator may decide instead of excluding.
-        checks: Every comparison of the rule, in rule order.
-        against: The comparisons that made the criterion not met (or may, when unknown).
         decision: The investigator's decision, for an overridable criterion that is not met.
+        criterion: The criterion itself (for the explanation).
+        answers: The answers it was judged on (for the explanation).
     """
 
     criterion_id: str
     outcome: Outcome
     overridable: bool
-    checks: tuple[Check, ...]
-    against: tuple[Check, ...]
     decision: Decision | None = None
+    criterion: Criterion | None = field(default=None, compare=False, repr=False)
+    answers: Mapping[str, AnswerValue] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def _explained(self) -> tuple[tuple[Check, ...], tuple[Check, ...]]:
+        # Explanations are read when a verdict is shown or exported, far less often than
+        # verdicts are computed (after every answer), so they are derived only then.
+        if self.criterion is None or self.outcome is Outcome.NOT_APPLICABLE:
+            return (), ()
+        _, checks = evaluate(self.criterion.rule, self.answers)
+        bad = self.criterion.type != "inclusion"
+        if self.outcome is Outcome.MET:
+            return checks, ()
+        if self.outcome is Outcome.UNKNOWN:
+            return checks, tuple(c for c in checks if c.result is None)
+        return checks, tuple(c for c in checks if c.supports is bad)
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """Every comparison of the rule, in rule order."""
+        return self._explained[0]
+
+    @property
+    def against(self) -> tuple[Check, ...]:
+        """The comparisons that made the criterion not met (or may, when unknown)."""
+        return self._explained[1]
 
     @property
     def passes(self) -> bool:
@@ -128,31 +153,23 @@ def judge(
     overridable = criterion.overridable
     applies = truth(criterion.applies_if, answers)
     if applies is False:
-        return CriterionVerdict(criterion.id, Outcome.NOT_APPLICABLE, overridable, (), ())
-    result, checks = evaluate(criterion.rule, answers)
-    inclusion = criterion.type == "inclusion"
-    # ``supports`` is relative to the rule; an exclusion rule being true is what fails.
-    bad = not inclusion
-    against = tuple(c for c in checks if c.supports is bad or c.supports is None)
+        return CriterionVerdict(criterion.id, Outcome.NOT_APPLICABLE, overridable)
+    result = truth(criterion.rule, answers)
     if result is None or applies is None:
         return CriterionVerdict(
-            criterion.id,
-            Outcome.UNKNOWN,
-            overridable,
-            checks,
-            tuple(c for c in against if c.result is None),
+            criterion.id, Outcome.UNKNOWN, overridable, None, criterion, answers
         )
-    met = result if inclusion else not result
+    # The rule says what an inclusion requires, or what an exclusion excludes.
+    met = result if criterion.type == "inclusion" else not result
     if met:
-        return CriterionVerdict(criterion.id, Outcome.MET, overridable, checks, ())
-    failing = tuple(c for c in against if c.supports is bad)
+        return CriterionVerdict(criterion.id, Outcome.MET, overridable, None, criterion, answers)
     return CriterionVerdict(
         criterion.id,
         Outcome.NOT_MET,
         overridable,
-        checks,
-        failing,
         decision if overridable else None,
+        criterion,
+        answers,
     )
 
 
