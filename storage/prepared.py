@@ -11,11 +11,12 @@ stays in step with the tables and the dialect.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Dialect
+from sqlalchemy import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -125,3 +126,50 @@ def prepare(
     }
     error = dialect.loaded_dbapi.Error
     return Prepared(str(compiled), names, binds, columns, results, error, constants)
+
+
+def _wrapped(engine: Engine, connection: Any, exc: Exception, what: str) -> Exception:
+    """A driver error as SQLAlchemy's; a lost connection is dropped from the pool."""
+    if engine.dialect.is_disconnect(cast(Any, exc), connection.dbapi_connection, None):
+        connection.invalidate(exc)
+    return DBAPIError.instance(what, None, exc, engine.dialect.loaded_dbapi.Error)
+
+
+@contextmanager
+def driver_connection(engine: Engine, *, write: bool = False) -> Iterator[Any]:
+    """A pooled driver connection for prepared statements; yields a cursor.
+
+    With ``write`` the block is one transaction, committed at its end and rolled back if it
+    raises; on SQLite it begins with ``BEGIN IMMEDIATE`` (as :func:`storage.db.writer` does for
+    Core) so that concurrent writers queue for the lock instead of failing half-way. Without,
+    each statement reads the latest committed data (SQLite runs in autocommit; PostgreSQL's
+    implicit transaction is rolled back when the connection returns to the pool).
+    """
+    error = engine.dialect.loaded_dbapi.Error
+    try:
+        connection = engine.raw_connection()
+    except error as exc:  # the database cannot be reached (Core raises the same)
+        raise DBAPIError.instance("connect", None, exc, error) from exc
+    try:
+        cursor = connection.cursor()
+        try:
+            if write and engine.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+        except error as exc:
+            raise _wrapped(engine, connection, exc, "BEGIN IMMEDIATE") from exc
+        try:
+            yield cursor
+            if write:
+                connection.commit()
+        except BaseException as exc:
+            try:
+                connection.rollback()
+            except error:
+                connection.invalidate()  # the connection is gone; so is its transaction
+            if isinstance(exc, error):
+                raise _wrapped(engine, connection, exc, "COMMIT") from exc
+            raise
+        finally:
+            cursor.close()
+    finally:
+        connection.close()

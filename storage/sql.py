@@ -30,7 +30,7 @@ from flows.values import LabResult, Quantity, value_from_json, value_to_json
 from storage.audit import GENESIS, next_link, step_events
 from storage.db import writer
 from storage.memory import utc_now
-from storage.prepared import Prepared, prepare
+from storage.prepared import Prepared, driver_connection, prepare
 from storage.records import (
     AnswerEntry,
     AuditEntry,
@@ -185,6 +185,39 @@ class _Hot:
             ),
             dialect,
         )
+        self.retire = prepare(
+            update(ANSWER)
+            .where(
+                ANSWER.c.screening_id == bindparam("sid"),
+                ANSWER.c.question_id == bindparam("qid"),
+                ANSWER.c.status == "active",
+            )
+            .values(
+                status="retired", changed_at=bindparam("now"), change_reason=bindparam("reason")
+            ),
+            dialect,
+        )
+        self.decide = prepare(
+            insert(DECISION).values(
+                screening_id=bindparam("sid"),
+                criterion_id=bindparam("cid"),
+                approve=bindparam("approve"),
+                reason=bindparam("reason"),
+                decided_by=bindparam("actor"),
+                decided_at=bindparam("now"),
+            ),
+            dialect,
+        )
+        self.withdraw = prepare(
+            update(DECISION)
+            .where(
+                DECISION.c.screening_id == bindparam("sid"),
+                DECISION.c.criterion_id == bindparam("cid"),
+                DECISION.c.withdrawn_at.is_(None),
+            )
+            .values(withdrawn_at=bindparam("now")),
+            dialect,
+        )
         self.dialect = dialect
         self._advance: dict[tuple[str, ...], Prepared] = {}
 
@@ -215,13 +248,9 @@ class SqlRepository:
         self._hot = _Hot(engine.dialect)
 
     def _read(self, statement: Prepared, **values: Any) -> dict[str, Any] | None:
-        """The first row of a prepared query, in a connection of its own."""
-        with self.engine.connect() as conn:
-            cursor = conn.connection.cursor()
-            try:
-                return statement.first(cursor, **values)
-            finally:
-                cursor.close()
+        """The first row of a prepared query."""
+        with driver_connection(self.engine) as cursor:
+            return statement.first(cursor, **values)
 
     # --- staff ---
     def get_staff(self, telegram_id: int) -> Staff | None:
@@ -519,8 +548,8 @@ class SqlRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
-        with self._write.begin() as conn:
-            cursor = conn.connection.cursor()
+        hot = self._hot
+        with driver_connection(self.engine, write=True) as cursor:
             # The update is claimed first: a redelivery to another process is then recognised
             # as such (and dropped) rather than reported as a conflicting write.
             self._claim_update(cursor, update_id, now)
@@ -531,36 +560,23 @@ class SqlRepository:
                     case AnswerRecorded():
                         self._record_answer(cursor, sid, change, raw_text, reason, actor, now)
                     case AnswerRetired():
-                        conn.execute(
-                            update(ANSWER)
-                            .where(
-                                ANSWER.c.screening_id == sid,
-                                ANSWER.c.question_id == change.question_id,
-                                ANSWER.c.status == "active",
-                            )
-                            .values(status="retired", changed_at=now, change_reason=reason)
+                        hot.retire.execute(
+                            cursor, sid=sid, qid=change.question_id, now=now, reason=reason
                         )
                     case DecisionRecorded():
                         d = change.decision
-                        conn.execute(
-                            insert(DECISION).values(
-                                screening_id=sid,
-                                criterion_id=d.criterion_id,
-                                approve=d.approve,
-                                reason=d.reason,
-                                decided_by=actor,
-                                decided_at=now,
-                            )
+                        hot.decide.execute(
+                            cursor,
+                            sid=sid,
+                            cid=d.criterion_id,
+                            approve=d.approve,
+                            reason=d.reason,
+                            actor=actor,
+                            now=now,
                         )
                     case DecisionWithdrawn():
-                        conn.execute(
-                            update(DECISION)
-                            .where(
-                                DECISION.c.screening_id == sid,
-                                DECISION.c.criterion_id == change.decision.criterion_id,
-                                DECISION.c.withdrawn_at.is_(None),
-                            )
-                            .values(withdrawn_at=now)
+                        hot.withdraw.execute(
+                            cursor, sid=sid, cid=change.decision.criterion_id, now=now
                         )
             status = result.verdict.status.value
             self._finish(
@@ -641,8 +657,7 @@ class SqlRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
-        with self._write.begin() as conn:
-            cursor = conn.connection.cursor()
+        with driver_connection(self.engine, write=True) as cursor:
             # The update is claimed first: a redelivery to another process is then recognised
             # as such (and dropped) rather than reported as a conflicting write.
             self._claim_update(cursor, update_id, now)
