@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -143,15 +144,18 @@ async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
     from bot.telegram_bot import build_application
     from flows import Catalog
     from flows.loader import BUNDLED_DIR, load_protocol
-    from storage.db import make_engine, upgrade
+    from storage.db import Checkpointer, make_engine, upgrade
     from storage.records import Role, Staff
     from storage.sql import SqlRepository
 
     seed = load_protocol(BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml")
     workdir = Path(tempfile.mkdtemp(prefix="prescreen-bench-"))
     schema = None
+    checkpointer: Any = contextlib.nullcontext()
     if db == "sqlite":
-        engine = make_engine(f"sqlite:///{workdir / 'bench.sqlite3'}")
+        # As the bot runs it (``container.build(serving=True)``): checkpoints in the background.
+        engine = make_engine(f"sqlite:///{workdir / 'bench.sqlite3'}", auto_checkpoint=False)
+        checkpointer = Checkpointer(engine)
     else:
         url = os.environ["PRESCREEN_BENCH_POSTGRES_URL"]
         schema = f"bench_{uuid.uuid4().hex[:10]}"
@@ -172,10 +176,11 @@ async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
     await app.initialize()
     await app.start()
     try:
-        started = time.perf_counter()
-        latencies = await drive(app, api, users, rounds)
-        await app.stop()
-        wall = time.perf_counter() - started
+        with checkpointer:
+            started = time.perf_counter()
+            latencies = await drive(app, api, users, rounds)
+            await app.stop()
+            wall = time.perf_counter() - started
         signed = sum(
             1
             for u in users

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from bot.settings import Settings
 from flows import Catalog, load_catalog
 from flows.loader import BUNDLED_DIR
-from storage.db import ensure_schema, make_engine
+from storage.db import Checkpointer, ensure_schema, make_engine
 from storage.records import Role, Staff
 from storage.repository import Repository
 from storage.sql import SqlRepository
@@ -23,10 +23,15 @@ class Container:
     engine: Engine
     repo: Repository
     catalog: Catalog
+    checkpointer: Checkpointer | None = None
 
 
-def build(settings: Settings) -> Container:
+def build(settings: Settings, *, serving: bool = False) -> Container:
     """Connect to the database, check its schema and load the protocols.
+
+    With ``serving`` (the bot, as opposed to a CLI command) an SQLite database is checkpointed
+    by a background thread (``checkpointer``, to be entered around the serving loop) rather
+    than inside commits, so that no answer waits for it.
 
     SQLite is migrated automatically (nothing to do by hand on a fresh machine); PostgreSQL
     must be migrated with ``prescreen db upgrade`` and an outdated schema is refused. Every
@@ -37,7 +42,8 @@ def build(settings: Settings) -> Container:
         storage.db.SchemaOutdated: PostgreSQL schema behind the code.
         flows.ProtocolError: A protocol file is invalid.
     """
-    engine = make_engine(settings.database_url)
+    background = serving and settings.is_sqlite and settings.sqlite_checkpoint_seconds > 0
+    engine = make_engine(settings.database_url, auto_checkpoint=not background)
     ensure_schema(engine, auto_upgrade=settings.is_sqlite)
     directories = [BUNDLED_DIR]
     if settings.protocols_dir is not None:
@@ -50,4 +56,5 @@ def build(settings: Settings) -> Container:
         existing = repo.get_staff(admin_id)
         if existing is None:
             repo.save_staff(Staff(admin_id, f"Admin {admin_id}", Role.ADMIN))
-    return Container(settings, engine, repo, catalog)
+    checkpointer = Checkpointer(engine, settings.sqlite_checkpoint_seconds) if background else None
+    return Container(settings, engine, repo, catalog, checkpointer)

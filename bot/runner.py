@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
+from typing import Any
 from urllib.parse import urlparse
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from telegram import Update
+from telegram.ext import Application
 
 from bot.container import build
 from bot.service import ScreeningService
@@ -53,13 +56,20 @@ def run(settings: Settings, *, webhook: bool = False) -> None:
         )
     configure_logging(settings.log_level)
     try:
-        container = build(settings)
+        container = build(settings, serving=True)
     except OperationalError as exc:
         url = make_url(settings.database_url).render_as_string(hide_password=True)
         raise NotConfigured(f"cannot reach the database {url}: {exc.orig}") from exc
     service = ScreeningService(container.repo, container.catalog, settings.code_pattern)
     app = build_application(service, settings)
     log.info("serving %s", ", ".join(p.label for p in container.catalog.current()))
+    with container.checkpointer or nullcontext():
+        _serve(app, settings, webhook=webhook)
+
+
+def _serve(
+    app: Application[Any, Any, Any, Any, Any, Any], settings: Settings, *, webhook: bool
+) -> None:
     if webhook:
         assert settings.webhook_secret is not None
         app.run_webhook(

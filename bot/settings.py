@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     console_user_id: int = 0
+    sqlite_checkpoint_seconds: float = Field(default=1.0, ge=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
