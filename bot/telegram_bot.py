@@ -159,14 +159,20 @@ class PrescreenBot:
         staff: Staff = _user_data(context)["staff"]
         return staff
 
-    def current(self, staff: Staff) -> Screening | None:
-        """The screening the staff member is working on, if still open."""
-        if staff.current_screening_id is None:
-            return None
-        screening = self.repo.get_screening(staff.current_screening_id)
+    def current(self, context: Context) -> Screening | None:
+        """The screening the staff member is working on, if still open (read by the gate)."""
+        staff = self.staff(context)
+        screening: Screening | None = _user_data(context).get("current")
         if screening is None or not screening.unfinished or not can_access(staff, screening):
             return None
         return screening
+
+    def screening(self, context: Context, screening_id: int) -> Screening | None:
+        """A screening by id (the gate has read the current one already)."""
+        current: Screening | None = _user_data(context).get("current")
+        if current is not None and current.id == screening_id:
+            return current
+        return self.repo.get_screening(screening_id)
 
     async def send(
         self, update: Update, context: Context, text: str, markup: Markup = None
@@ -183,11 +189,13 @@ class PrescreenBot:
         user = update.effective_user
         if user is None:
             raise ApplicationHandlerStop
-        if self.repo.seen_update(update.update_id):
+        # One query: the sender, the screening they work on, and whether this is a redelivery.
+        visitor = self.repo.visitor(user.id, update.update_id)
+        if visitor.seen:
             if update.callback_query:
                 await update.callback_query.answer()
             raise ApplicationHandlerStop
-        staff = self.repo.get_staff(user.id)
+        staff = visitor.staff
         if staff is None or not staff.active:
             text = t("stranger", self.lang(update, context), id=user.id)
             if update.callback_query:
@@ -195,7 +203,7 @@ class PrescreenBot:
             elif update.effective_chat:
                 await self.send(update, context, text)
             raise ApplicationHandlerStop
-        _user_data(context)["staff"] = staff
+        _user_data(context).update(staff=staff, current=visitor.current)
 
     # --- rendering ----------------------------------------------------------------------------
 
@@ -470,7 +478,7 @@ class PrescreenBot:
 
     async def cmd_status(self, update: Update, context: Context) -> None:
         """/status: the current screen."""
-        screening = self.current(self.staff(context))
+        screening = self.current(context)
         if screening is None:
             await self.send(update, context, t("no_current", self.lang(update, context)))
             return
@@ -478,7 +486,7 @@ class PrescreenBot:
 
     async def cmd_back(self, update: Update, context: Context) -> None:
         """/back: the answered questions, to pick one to change."""
-        screening = self.current(self.staff(context))
+        screening = self.current(context)
         if screening is None:
             await self.send(update, context, t("no_current", self.lang(update, context)))
             return
@@ -508,7 +516,7 @@ class PrescreenBot:
     async def cmd_cancel(self, update: Update, context: Context) -> None:
         """/cancel: abandon the current screening, with a reason."""
         lang = self.lang(update, context)
-        screening = self.current(self.staff(context))
+        screening = self.current(context)
         if screening is None:
             await self.send(update, context, t("no_current", lang))
             return
@@ -541,7 +549,7 @@ class PrescreenBot:
         if context.args:
             screening = self.repo.find_screening(context.args[0])
         elif staff.current_screening_id is not None:
-            screening = self.repo.get_screening(staff.current_screening_id)
+            screening = self.screening(context, staff.current_screening_id)
         else:
             screening = None
         if screening is None:
@@ -625,7 +633,7 @@ class PrescreenBot:
         if awaiting is not None:
             await self._awaited(update, context, awaiting, text)
             return
-        screening = self.current(staff)
+        screening = self.current(context)
         if screening is None:
             await self.send(update, context, t("no_current", lang))
             return
@@ -658,7 +666,7 @@ class PrescreenBot:
             assert protocol is not None
             await self._begin(update, context, protocol, text)
             return
-        screening = self.repo.get_screening(awaiting["sid"])
+        screening = self.screening(context, awaiting["sid"])
         if screening is None or screening.row_version != awaiting["rev"]:
             if screening is not None:
                 await self.show(
@@ -750,7 +758,7 @@ class PrescreenBot:
             _chat_data(context)["await"] = {"kind": "code", "protocol": protocol.digest}
             await self.send(update, context, t("ask_code", lang))
             return
-        screening = self.repo.get_screening(data.screening_id)
+        screening = self.screening(context, data.screening_id)
         if screening is None or not can_access(staff, screening):
             await query.answer(t("not_yours", lang, code="?"), show_alert=True)
             return

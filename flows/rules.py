@@ -7,7 +7,7 @@ pending lab result can never exclude a subject. Each comparison reached is recor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -163,22 +163,66 @@ def evaluate(expr: Expr, answers: Mapping[str, AnswerValue]) -> tuple[Truth, tup
     return walk(expr, False), tuple(checks)
 
 
+TruthFn = Callable[[Mapping[str, AnswerValue]], Truth]
+
+
+def compile_truth(expr: Expr) -> TruthFn:
+    """An expression as a function from answers to its truth value (see :func:`truth`).
+
+    Conjunctions stop at the first false part and disjunctions at the first true one: under
+    Kleene logic nothing after it can change the result.
+    """
+    match expr:
+        case Compare():
+            node, q = expr, expr.q
+
+            def compare(answers: Mapping[str, AnswerValue]) -> Truth:
+                return _compare(node, answers.get(q))
+
+            return compare
+        case All():
+            parts = tuple(compile_truth(part) for part in expr.all)
+
+            def conjunction(answers: Mapping[str, AnswerValue]) -> Truth:
+                result: Truth = True
+                for part in parts:
+                    value = part(answers)
+                    if value is False:
+                        return False
+                    if value is None:
+                        result = None
+                return result
+
+            return conjunction
+        case AnyOf():
+            options = tuple(compile_truth(part) for part in expr.any)
+
+            def disjunction(answers: Mapping[str, AnswerValue]) -> Truth:
+                result: Truth = False
+                for option in options:
+                    value = option(answers)
+                    if value is True:
+                        return True
+                    if value is None:
+                        result = None
+                return result
+
+            return disjunction
+        case Not():
+            inner = compile_truth(expr.not_)
+
+            def negation(answers: Mapping[str, AnswerValue]) -> Truth:
+                value = inner(answers)
+                return None if value is None else not value
+
+            return negation
+    raise TypeError(f"not an expression: {expr!r}")
+
+
 def truth(expr: Expr | None, answers: Mapping[str, AnswerValue]) -> Truth:
     """The truth value alone (what :func:`evaluate` returns first); an absent expression is true.
 
     Every step decides relevance and eligibility many times over and needs no explanation
-    for most of them, so this walks the expression without recording checks.
+    for most of them, so this runs the expression's compiled form without recording checks.
     """
-    match expr:
-        case None:
-            return True
-        case Compare():
-            return _compare(expr, answers.get(expr.q))
-        case All():
-            return kleene_all([truth(part, answers) for part in expr.all])
-        case AnyOf():
-            return kleene_any([truth(part, answers) for part in expr.any])
-        case Not():
-            inner = truth(expr.not_, answers)
-            return None if inner is None else not inner
-    raise TypeError(f"not an expression: {expr!r}")
+    return True if expr is None else expr.decide(answers)

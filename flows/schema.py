@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import cached_property
 from typing import Annotated, Any, Literal, Self
@@ -41,11 +41,25 @@ class _Frozen(BaseModel):
 
 # --- rule expressions -------------------------------------------------------------------------
 
+
+class _Expr(_Frozen):
+    @cached_property
+    def decide(self) -> Callable[[Mapping[str, Any]], bool | None]:
+        """This expression's Kleene truth as a function of the answers, built once.
+
+        See :func:`flows.rules.compile_truth`; verdicts and relevance are decided many times
+        per answer, so the expression tree is not walked anew each time.
+        """
+        from flows.rules import compile_truth  # the rules build on the schema
+
+        return compile_truth(self)  # type: ignore[arg-type]
+
+
 Operator = Literal["eq", "ne", "in", "lt", "le", "gt", "ge", "between"]
 NUMERIC_OPERATORS: frozenset[str] = frozenset({"lt", "le", "gt", "ge", "between"})
 
 
-class Compare(_Frozen):
+class Compare(_Expr):
     """A comparison of one question's answer with a constant.
 
     ``between`` is inclusive at both ends, as protocols write "between 14 and 80 (inclusive)".
@@ -110,19 +124,19 @@ class Compare(_Frozen):
         return one(operand)
 
 
-class All(_Frozen):
+class All(_Expr):
     """True when every part is true (Kleene conjunction)."""
 
     all: tuple[Expr, ...] = Field(min_length=1)
 
 
-class AnyOf(_Frozen):
+class AnyOf(_Expr):
     """True when at least one part is true (Kleene disjunction)."""
 
     any: tuple[Expr, ...] = Field(min_length=1)
 
 
-class Not(_Frozen):
+class Not(_Expr):
     """Negation; unknown stays unknown."""
 
     not_: Expr = Field(alias="not")

@@ -20,6 +20,7 @@ from storage.records import (
     Screening,
     Staff,
     StaleWrite,
+    Visitor,
 )
 
 
@@ -45,6 +46,15 @@ class InMemoryRepository:
     def get_staff(self, telegram_id: int) -> Staff | None:
         """See :class:`storage.repository.Repository`."""
         return self._staff.get(telegram_id)
+
+    def visitor(self, telegram_id: int, update_id: int) -> Visitor:
+        """See :class:`storage.repository.Repository`."""
+        with self._lock:
+            staff = self._staff.get(telegram_id)
+            current = None
+            if staff is not None and staff.current_screening_id is not None:
+                current = self._screenings.get(staff.current_screening_id)
+            return Visitor(staff, current, update_id in self._updates)
 
     def save_staff(self, staff: Staff) -> Staff:
         """See :class:`storage.repository.Repository`."""

@@ -31,6 +31,18 @@ class Staff:
     current_screening_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Who sent an update, what they are working on, and whether the update is a redelivery.
+
+    Read together, in one query, at the start of every update.
+    """
+
+    staff: Staff | None
+    current: Screening | None
+    seen: bool
+
+
 CloseKind = Literal["signed", "cancelled", "exclusion_confirmed"]
 
 CANCELLED = "cancelled"

@@ -13,7 +13,7 @@ from typing import Protocol as Interface
 
 from flows import Protocol, ScreeningState, Step
 from flows.dialog import Event
-from storage.records import AnswerEntry, AuditEntry, CloseKind, Screening, Staff
+from storage.records import AnswerEntry, AuditEntry, CloseKind, Screening, Staff, Visitor
 
 
 class Repository(Interface):
@@ -26,6 +26,15 @@ class Repository(Interface):
 
     def save_staff(self, staff: Staff) -> Staff:
         """Add or change a staff member."""
+        ...
+
+    def visitor(self, telegram_id: int, update_id: int) -> Visitor:
+        """Who sent an update, read at one moment.
+
+        Returns:
+            The staff member (if any), the screening they work on (if any, whatever its state)
+            and whether ``update_id`` was processed.
+        """
         ...
 
     def list_staff(self) -> list[Staff]:

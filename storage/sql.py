@@ -11,7 +11,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, Engine, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -41,6 +52,7 @@ from storage.records import (
     Screening,
     Staff,
     StaleWrite,
+    Visitor,
     state_from_json,
     state_to_json,
 )
@@ -128,6 +140,16 @@ class _Hot:
         if dialect.name == "postgresql":
             locked = locked.with_for_update()
         self.staff = prepare(select(STAFF).where(STAFF.c.telegram_id == bindparam("tid")), dialect)
+        self.visitor = prepare(
+            select(
+                *STAFF.c,
+                *(c.label(f"s_{c.key}") for c in SCREENING.c),
+                exists().where(UPDATE.c.update_id == bindparam("uid")).label("seen"),
+            )
+            .select_from(STAFF.outerjoin(SCREENING, SCREENING.c.id == STAFF.c.current_screening_id))
+            .where(STAFF.c.telegram_id == bindparam("tid")),
+            dialect,
+        )
         self.seen = prepare(
             select(UPDATE.c.update_id).where(UPDATE.c.update_id == bindparam("uid")), dialect
         )
@@ -253,6 +275,16 @@ class SqlRepository:
             return statement.first(cursor, **values)
 
     # --- staff ---
+    def visitor(self, telegram_id: int, update_id: int) -> Visitor:
+        """See :class:`storage.repository.Repository`."""
+        row = self._read(self._hot.visitor, tid=telegram_id, uid=update_id)
+        if row is None:  # a stranger: no staff row to join the rest to
+            return Visitor(None, None, self.seen_update(update_id))
+        current = None
+        if row["s_id"] is not None:
+            current = _record({key[2:]: v for key, v in row.items() if key.startswith("s_")})
+        return Visitor(_staff(row), current, bool(row["seen"]))
+
     def get_staff(self, telegram_id: int) -> Staff | None:
         """See :class:`storage.repository.Repository`."""
         row = self._read(self._hot.staff, tid=telegram_id)

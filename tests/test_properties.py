@@ -25,8 +25,10 @@ from flows import (
     step,
     verdict_of,
 )
+from flows.rules import evaluate, truth
 from flows.schema import ChoiceQuestion, LabQuestion, NumberQuestion, Question
 from flows.units import ANALYTES
+from flows.verdict import Outcome
 from tests.conftest import SEED_FILE
 
 SEED: Protocol = __import__("flows").load_protocol(SEED_FILE)
@@ -141,3 +143,24 @@ def test_verdict_does_not_depend_on_the_order_of_answering(
     if direct.at != "excluded":  # early stop leaves later criteria unknown in the direct run
         assert [cv.outcome for cv in got.criteria] == [cv.outcome for cv in expected.criteria]
         assert state.at == direct.at
+
+
+partial_answer_sets = st.fixed_dictionaries(
+    {}, optional={q.id: values_for(q) for q in SEED.questions}
+)
+
+
+@QUICK
+@given(partial_answer_sets)
+def test_the_fast_truth_agrees_with_the_explained_evaluation(
+    answers: dict[str, AnswerValue],
+) -> None:
+    """Deciding (compiled, short-circuiting) and explaining (every check) never disagree."""
+    expressions = [c.rule for c in SEED.criteria]
+    expressions += [c.applies_if for c in SEED.criteria if c.applies_if is not None]
+    expressions += [q.relevant_if for q in SEED.questions if q.relevant_if is not None]
+    for expr in expressions:
+        assert truth(expr, answers) == evaluate(expr, answers)[0]
+    for cv in verdict_of(SEED, ScreeningState("eligible", answers)).criteria:
+        assert bool(cv.against) == (cv.outcome in (Outcome.NOT_MET, Outcome.UNKNOWN))
+        assert all(c.result is None for c in cv.against) or cv.outcome is Outcome.NOT_MET

@@ -96,6 +96,33 @@ def test_current_screening_survives_staff_edits(repo: Repository, seed: Protocol
     assert repo.get_staff(ALICE).current_screening_id is None  # type: ignore[union-attr]
 
 
+def test_visitor_reads_staff_current_screening_and_redelivery_at_once(
+    repo: Repository, seed: Protocol
+) -> None:
+    stranger = repo.visitor(999, 1)
+    assert stranger.staff is None and stranger.current is None and not stranger.seen
+    repo.save_staff(Staff(ALICE, "Alice", Role.COORDINATOR, site="Ward 3"))
+    fresh = repo.visitor(ALICE, 1)
+    assert fresh.staff == Staff(ALICE, "Alice", Role.COORDINATOR, True, "Ward 3")
+    assert fresh.current is None and not fresh.seen
+    s = begin(repo, seed)
+    repo.set_current_screening(ALICE, s.id)
+    moved = repo.record_step(
+        s,
+        Answer(s.state.at, True),
+        step(seed, s.state, Answer(s.state.at, True)),
+        actor=ALICE,
+        update_id=41,
+    )
+    visit = repo.visitor(ALICE, 41)
+    assert visit.seen and visit.current == moved == repo.get_screening(s.id)
+    assert visit.staff is not None and visit.staff.current_screening_id == s.id
+    assert not repo.visitor(ALICE, 42).seen
+    closed = repo.close(moved, "cancelled", actor=ALICE, reason="test")
+    assert repo.visitor(ALICE, 42).current == closed  # whatever its state
+    assert repo.visitor(999, 41).seen  # a stranger's redelivery is recognised too
+
+
 def test_protocol_versions_round_trip_by_hash(repo: Repository, seed: Protocol) -> None:
     assert repo.load_protocol(seed.digest) is None
     repo.save_protocol(seed)
