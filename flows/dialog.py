@@ -239,7 +239,12 @@ def is_relevant(question: Question, answers: Mapping[str, AnswerValue]) -> bool:
 
 def relevant_questions(protocol: Protocol, answers: Mapping[str, AnswerValue]) -> list[Question]:
     """The questions to ask given the answers so far, in order."""
-    return [q for q in protocol.questions if is_relevant(q, answers)]
+    # ``is_relevant`` inlined: this runs several times per answer, mostly on unconditional ones.
+    return [
+        q
+        for q in protocol.questions
+        if q.relevant_if is None or q.relevant_if.decide(answers) is not False
+    ]
 
 
 def progress(protocol: Protocol, state: ScreeningState) -> tuple[int, int]:

@@ -51,14 +51,20 @@ class Prepared:
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """The driver's parameters for ``values`` (processed by their column types)."""
+        if self.constants:
+            values = {**self.constants, **values}
         binds = self.binds
-        converted = {
-            name: value if (proc := binds.get(name)) is None else proc(value)
-            for name, value in {**self.constants, **values}.items()
-        }
         if self.names is None:
-            return converted
-        return [converted[name] for name in self.names]
+            return {
+                name: value if (proc := binds.get(name)) is None else proc(value)
+                for name, value in values.items()
+            }
+        # A parameter used twice in the statement appears twice in ``names``.
+        return [
+            value if (proc := binds[name]) is None else proc(value)
+            for name in self.names
+            for value in (values[name],)
+        ]
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         """A result row as a dict of processed values."""
