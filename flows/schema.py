@@ -279,6 +279,14 @@ class Criterion(_Frozen):
     overridable: bool = False
     override_note: Text | None = None
 
+    @cached_property
+    def questions(self) -> tuple[str, ...]:
+        """Every question the criterion reads (its rule, then its applicability)."""
+        refs = referenced_questions(self.rule)
+        if self.applies_if is not None:
+            refs += referenced_questions(self.applies_if)
+        return tuple(dict.fromkeys(refs))
+
 
 class Protocol(_Frozen):
     """A trial's eligibility screen."""
@@ -328,10 +336,7 @@ class Protocol(_Frozen):
         """The criteria each question serves (read by their rule or applicability)."""
         served: dict[str, list[str]] = {q.id: [] for q in self.questions}
         for criterion in self.criteria:
-            refs = referenced_questions(criterion.rule)
-            if criterion.applies_if is not None:
-                refs += referenced_questions(criterion.applies_if)
-            for qid in dict.fromkeys(refs):
+            for qid in criterion.questions:
                 served.setdefault(qid, []).append(criterion.id)
         return {qid: tuple(ids) for qid, ids in served.items()}
 

@@ -151,6 +151,12 @@ def judge(
         The criterion's verdict. A decision is kept only while the criterion is not met.
     """
     overridable = criterion.overridable
+    if not any(q in answers for q in criterion.questions):
+        # Nothing it reads is answered yet: every comparison is unknown, and Kleene logic
+        # keeps an expression of unknowns unknown (most criteria, early in a screening).
+        return CriterionVerdict(
+            criterion.id, Outcome.UNKNOWN, overridable, None, criterion, answers
+        )
     applies = truth(criterion.applies_if, answers)
     if applies is False:
         return CriterionVerdict(criterion.id, Outcome.NOT_APPLICABLE, overridable)
