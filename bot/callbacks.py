@@ -34,6 +34,6 @@ def decode(data: str | None) -> Callback | None:
     if not data:
         return None
     parts = data.split("|", 3)
-    if len(parts) != 4 or not parts[1].lstrip("-").isdigit() or not parts[2].isdigit():
+    if len(parts) != 4 or not parts[1].lstrip("-").isdecimal() or not parts[2].isdecimal():
         return None
     return Callback(parts[0], int(parts[1]), int(parts[2]), parts[3])

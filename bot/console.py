@@ -151,7 +151,7 @@ class Console:
                 self.write(f"✖ {render(created, self.lang)}")
         elif word == "/resume":
             found = self.service.repo.unfinished(self.actor)
-            if rest.isdigit() and 1 <= int(rest) <= len(found):
+            if rest.isdecimal() and 1 <= int(rest) <= len(found):
                 self.screening = found[int(rest) - 1]
             else:
                 self.list_unfinished()

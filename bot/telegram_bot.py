@@ -602,7 +602,7 @@ class PrescreenBot:
             lines = [_staff_line(member, lang) for member in self.repo.list_staff()]
             await self.send(update, context, "\n".join(lines))
             return
-        if len(args) >= 3 and args[0] == "add" and args[1].isdigit():
+        if len(args) >= 3 and args[0] == "add" and args[1].isdecimal():
             role = Role.COORDINATOR
             if args[-1] in {r.value for r in Role}:
                 role = Role(args.pop())
@@ -610,7 +610,7 @@ class PrescreenBot:
             saved = self.repo.save_staff(Staff(int(args[1]), name, role))
             await self.send(update, context, _staff_line(saved, lang))
             return
-        if len(args) == 2 and args[0] == "remove" and args[1].isdigit():
+        if len(args) == 2 and args[0] == "remove" and args[1].isdecimal():
             removed = withdraw_access(self.repo, int(args[1]))
             text = _staff_line(removed, lang) if removed else t("staff_unknown", lang, id=args[1])
             await self.send(update, context, text)

@@ -102,7 +102,7 @@ class Catalog:
 
 def _version_key(version: str) -> tuple[tuple[int, str], ...]:
     return tuple(
-        (int(part), "") if part.isdigit() else (-1, part)
+        (int(part), "") if part.isdecimal() else (-1, part)
         for part in version.replace("-", ".").split(".")
     )
 

@@ -71,7 +71,13 @@ class CriterionVerdict:
         if self.outcome is Outcome.MET:
             return checks, ()
         if self.outcome is Outcome.UNKNOWN:
-            return checks, tuple(c for c in checks if c.result is None)
+            # What is missing: the rule's unknown comparisons, and those of its applicability
+            # (a rule that holds still leaves the criterion unknown while that is unknown).
+            unknown = [c for c in checks if c.result is None]
+            if self.criterion.applies_if is not None:
+                _, conditions = evaluate(self.criterion.applies_if, self.answers)
+                unknown += [c for c in conditions if c.result is None]
+            return checks, tuple(unknown)
         return checks, tuple(c for c in checks if c.supports is bad)
 
     @property

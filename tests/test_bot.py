@@ -276,6 +276,8 @@ async def test_chinese(world: BotWorld) -> None:
 async def test_admin_manages_staff_from_the_chat(world: BotWorld) -> None:
     admin, alice = world.chat(ADMIN, "Admin"), world.chat(ALICE)
     assert "needs the admin role" in (await alice.send("/staff list"))[0]
+    # A superscript passes str.isdigit but not int(): the usage, not an error.
+    assert (await admin.send("/staff add ² Li coordinator"))[0] == (await admin.send("/staff"))[0]
     reply = await admin.send("/staff add 5005 Nurse Li coordinator")
     assert reply == ["5005 Nurse Li: coordinator, active."]
     newcomer = world.chat(5005, "Li")

@@ -159,3 +159,9 @@ def test_choice(seed: Protocol, text: str, value: str) -> None:
     result = parse_answer(seed.questions_by_id["diagnosis"], text)
     assert isinstance(result, Parsed) and result.value == value
     assert isinstance(parse_answer(seed.questions_by_id["diagnosis"], "B-ALL"), Invalid)
+
+
+@pytest.mark.parametrize("text", ["²", "³", "½"])
+def test_digit_like_signs_are_not_option_numbers(seed: Protocol, text: str) -> None:
+    """``str.isdigit`` accepts superscripts that ``int`` refuses: they must re-ask, not crash."""
+    assert isinstance(parse_answer(seed.questions_by_id["diagnosis"], text), Invalid)
