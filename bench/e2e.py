@@ -150,14 +150,19 @@ async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
     from flows import Catalog
     from flows.loader import BUNDLED_DIR, load_protocol
     from storage.db import Checkpointer, make_engine, upgrade
+    from storage.memory import InMemoryRepository
     from storage.records import Role, Staff
+    from storage.repository import Repository
     from storage.sql import SqlRepository
 
     seed = load_protocol(BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml")
     workdir = Path(tempfile.mkdtemp(prefix="prescreen-bench-"))
     schema = None
     checkpointer: Any = contextlib.nullcontext()
-    if db == "sqlite":
+    engine = None
+    if db == "memory":
+        pass  # the tests' fake repository: what the bot costs without any database
+    elif db == "sqlite":
         # As the bot runs it (``container.build(serving=True)``): checkpoints in the background.
         engine = make_engine(f"sqlite:///{workdir / 'bench.sqlite3'}", auto_checkpoint=False)
         checkpointer = Checkpointer(engine)
@@ -168,8 +173,10 @@ async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
         with admin.begin() as c:
             c.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
         engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    upgrade(engine)
-    repo = SqlRepository(engine)
+    repo: Repository = InMemoryRepository()
+    if engine is not None:
+        upgrade(engine)
+        repo = SqlRepository(engine)
     users = [100_000 + i for i in range(chats)]
     for user in users:
         repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
@@ -194,7 +201,7 @@ async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
         )
     finally:
         await app.shutdown()
-        if schema is not None:
+        if schema is not None and engine is not None:
             engine.dispose()
             with admin.begin() as c:
                 c.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
@@ -357,6 +364,13 @@ def matrix(chat_counts: list[int], dbs: list[str], repeat: int) -> list[dict[str
     return rows
 
 
+DB_NAMES = {
+    "sqlite": "Prescreen on SQLite",
+    "postgres": "Prescreen on PostgreSQL",
+    "memory": "Prescreen without a database (the tests' fake; diagnostic)",
+}
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| chats | configuration | answers/s | p50 ms | p99 ms | peak RSS MB | "
@@ -370,7 +384,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         name = {
             "memory": "ConversationHandler, in memory",
             "pickle": "ConversationHandler + PicklePersistence(1 s)",
-        }.get(row["mode"], f"Prescreen on {row['db']}")
+        }.get(row["mode"], DB_NAMES.get(row["db"], row["db"]))
         lines.append(
             f"| {row['chats']} | {name} | {row['answers_per_s']:.0f} | "
             f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['peak_rss_mb']:.0f} | "
@@ -382,7 +396,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=["ours", "memory", "pickle"])
-    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres", "-"])
+    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres", "memory", "-"])
     parser.add_argument("--chats", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--matrix", default="1,100,1000")
@@ -392,6 +406,7 @@ def main() -> None:
         print(json.dumps(one(args.mode, args.db, args.chats, args.rounds)))
         return
     dbs = ["sqlite"] + (["postgres"] if os.environ.get("PRESCREEN_BENCH_POSTGRES_URL") else [])
+    dbs.append("memory")  # a diagnostic row: the bot's own cost, without a database
     print(table(matrix([int(c) for c in args.matrix.split(",")], dbs, args.repeat)))
 
 
