@@ -184,6 +184,18 @@ class _TranscriptPDF(FPDF):
         self.set_margins(10, 16, 10)
         self.alias_nb_pages()
 
+    def normalize_text(self, text: str) -> str:
+        """Write characters the font cannot draw as their code points (``<U+5F20>``).
+
+        DejaVu has no Chinese glyphs: a name or a reason typed in Chinese would otherwise be
+        left blank without a trace. The JSON and CSV exports keep the exact text.
+        """
+        text = super().normalize_text(text)
+        cmap = getattr(self.current_font, "cmap", None)
+        if not cmap or all(ord(c) in cmap or c < " " for c in text):
+            return text
+        return "".join(c if ord(c) in cmap or c < " " else f"<U+{ord(c):04X}>" for c in text)
+
     def header(self) -> None:
         self.set_font("DejaVu", "B", 8)
         p = self.t.protocol

@@ -136,6 +136,17 @@ def test_pdf_text_reads_back(transcript: Transcript) -> None:
     assert "≤ 2× ULN" in text  # the Unicode font renders lab notation
 
 
+def test_pdf_shows_what_its_font_cannot_draw_as_code_points(seed: Protocol) -> None:
+    repo = InMemoryRepository()
+    repo.save_staff(Staff(ALICE, "张三", Role.COORDINATOR))
+    s = answer_all(repo, seed, begin(repo, seed, "S-702"))
+    s = repo.close(s, "signed", actor=ALICE, reason="确认")
+    pdf = transcript_pdf(build_transcript(repo, s, seed, timezone="UTC", now=NOW))
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Signed by <U+5F20><U+4E09> (coordinator" in " ".join(text.split())
+    assert "<U+786E><U+8BA4>" in text
+
+
 def test_verify_fails_on_a_tampered_export(transcript: Transcript) -> None:
     data = transcript_json(transcript)
     assert verify_transcript_json(data).ok
