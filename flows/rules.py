@@ -166,6 +166,25 @@ def evaluate(expr: Expr, answers: Mapping[str, AnswerValue]) -> tuple[Truth, tup
 TruthFn = Callable[[Mapping[str, AnswerValue]], Truth]
 
 
+def _fold(parts: tuple[TruthFn, ...], *, dominant: bool) -> TruthFn:
+    """Kleene conjunction (``dominant`` false) or disjunction (``dominant`` true).
+
+    The dominant value decides at once; otherwise any unknown part makes the whole unknown.
+    """
+
+    def fold(answers: Mapping[str, AnswerValue]) -> Truth:
+        result: Truth = not dominant
+        for part in parts:
+            value = part(answers)
+            if value is dominant:
+                return dominant
+            if value is None:
+                result = None
+        return result
+
+    return fold
+
+
 def compile_truth(expr: Expr) -> TruthFn:
     """An expression as a function from answers to its truth value (see :func:`truth`).
 
@@ -181,33 +200,9 @@ def compile_truth(expr: Expr) -> TruthFn:
 
             return compare
         case All():
-            parts = tuple(compile_truth(part) for part in expr.all)
-
-            def conjunction(answers: Mapping[str, AnswerValue]) -> Truth:
-                result: Truth = True
-                for part in parts:
-                    value = part(answers)
-                    if value is False:
-                        return False
-                    if value is None:
-                        result = None
-                return result
-
-            return conjunction
+            return _fold(tuple(compile_truth(part) for part in expr.all), dominant=False)
         case AnyOf():
-            options = tuple(compile_truth(part) for part in expr.any)
-
-            def disjunction(answers: Mapping[str, AnswerValue]) -> Truth:
-                result: Truth = False
-                for option in options:
-                    value = option(answers)
-                    if value is True:
-                        return True
-                    if value is None:
-                        result = None
-                return result
-
-            return disjunction
+            return _fold(tuple(compile_truth(part) for part in expr.any), dominant=True)
         case Not():
             inner = compile_truth(expr.not_)
 
