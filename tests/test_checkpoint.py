@@ -61,3 +61,21 @@ def test_sqlite_checkpoints_by_itself_by_default(tmp_path: Path) -> None:
     size, _, count = _write(f"sqlite:///{tmp_path / 'c.sqlite3'}", auto=True, checkpointer_s=None)
     assert count == ROWS
     assert size > ROWS * 3000 / 2
+
+
+def test_only_the_serving_bot_checkpoints_in_the_background(tmp_path: Path) -> None:
+    from bot.container import build
+    from bot.settings import Settings
+
+    def autocheckpoint(serving: bool, seconds: float = 1.0) -> tuple[bool, int]:
+        url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+        settings = Settings(database_url=url, sqlite_checkpoint_seconds=seconds, _env_file=None)
+        container = build(settings, serving=serving)
+        with container.engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+        container.engine.dispose()
+        return container.checkpointer is not None, pages
+
+    assert autocheckpoint(True) == (True, 0)
+    assert autocheckpoint(False) == (False, 1000)  # a CLI command: SQLite's own default
+    assert autocheckpoint(True, seconds=0) == (False, 1000)
