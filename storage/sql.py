@@ -266,7 +266,6 @@ class SqlRepository:
         self.engine = engine
         self._write = writer(engine)
         self._clock = clock
-        self._locking = engine.dialect.name == "postgresql"
         self._hot = _Hot(engine.dialect)
 
     def _read(self, statement: Prepared, **values: Any) -> dict[str, Any] | None:
