@@ -245,6 +245,10 @@ def export(
     until: Until = None,
     status: Annotated[str | None, typer.Option(help="Only this status (e.g. eligible).")] = None,
     formats: Annotated[str, typer.Option(help="Comma-separated: pdf, csv, json.")] = "pdf,csv,json",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes drawing PDFs [default: PRESCREEN_EXPORT_WORKERS]."),
+    ] = None,
 ) -> None:
     """Export transcripts (PDF, CSV, JSON per screening) into a ZIP; everything by default."""
     from bot.service import ScreeningService
@@ -267,7 +271,12 @@ def export(
             for s in screenings
         )
         with out.open("wb") as target:
-            count = write_zip(target, transcripts, [f.strip() for f in formats.split(",")])
+            count = write_zip(
+                target,
+                transcripts,
+                [f.strip() for f in formats.split(",")],
+                workers=workers or container.settings.pdf_workers,
+            )
     typer.echo(f"{count} screening(s) exported to {out}")
     if code is not None and count == 0:
         raise typer.Exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +42,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     console_user_id: int = 0
     sqlite_checkpoint_seconds: float = Field(default=1.0, ge=0)
+    export_workers: int = Field(default=0, ge=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -50,6 +52,11 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return [value]
         return value
+
+    @property
+    def pdf_workers(self) -> int:
+        """Processes drawing PDFs in a bulk export: the setting, or one per CPU core."""
+        return self.export_workers or os.cpu_count() or 1
 
     @property
     def is_sqlite(self) -> bool:

@@ -12,12 +12,10 @@ import json
 import zipfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import IO, Any
 
-from fpdf import FPDF
-
 from storage.audit import ChainLink, ChainReport, verify_chain
+from storage.pdf import Paragraph, PdfDocument, PdfRenderer, Style, render_pdf
 from storage.transcript import Person, Transcript
 
 FORMAT = "prescreen-transcript/1"
@@ -166,75 +164,15 @@ def transcript_csv(t: Transcript) -> str:
     return out.getvalue()
 
 
-def _font_dir() -> Path:
-    # DejaVu Sans covers ≤ ≥ × µ ⁹ and the other symbols of lab values; matplotlib ships it.
-    import matplotlib
-
-    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-
-
-class _TranscriptPDF(FPDF):
-    def __init__(self, t: Transcript) -> None:
-        super().__init__(format=(148, 210))  # A5: a narrow page stays readable on a phone
-        self.t = t
-        fonts = _font_dir()
-        self.add_font("DejaVu", "", str(fonts / "DejaVuSans.ttf"))
-        self.add_font("DejaVu", "B", str(fonts / "DejaVuSans-Bold.ttf"))
-        self.set_auto_page_break(True, margin=18)
-        self.set_margins(10, 16, 10)
-        self.alias_nb_pages()
-
-    def normalize_text(self, text: str) -> str:
-        """Write characters the font cannot draw as their code points (``<U+5F20>``).
-
-        DejaVu has no Chinese glyphs: a name or a reason typed in Chinese would otherwise be
-        left blank without a trace. The JSON and CSV exports keep the exact text.
-        """
-        text = super().normalize_text(text)
-        cmap = getattr(self.current_font, "cmap", None)
-        if not cmap or all(ord(c) in cmap or c < " " for c in text):
-            return text
-        return "".join(c if ord(c) in cmap or c < " " else f"<U+{ord(c):04X}>" for c in text)
-
-    def header(self) -> None:
-        self.set_font("DejaVu", "B", 8)
-        p = self.t.protocol
-        self.cell(
-            0,
-            5,
-            f"{p.id} v{p.version} · Screening {self.t.screening.code}",
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
-        self.ln(2)
-
-    def footer(self) -> None:
-        self.set_y(-14)
-        self.set_font("DejaVu", "", 6)
-        self.cell(
-            0,
-            3,
-            f"Page {self.page_no()} of {{nb}} · generated {self.t.generated_at:%Y-%m-%d %H:%M} UTC",
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
-        self.cell(0, 3, f"Audit chain head {self.t.chain.head}")
-
-
-def transcript_pdf(t: Transcript) -> bytes:
-    """The transcript as a PDF document."""
-    pdf = _TranscriptPDF(t)
-    pdf.add_page()
-    width = pdf.epw
+def transcript_document(t: Transcript) -> PdfDocument:
+    """The transcript laid out for people: what its PDF shows, as plain data."""
+    paragraphs: list[Paragraph] = []
 
     def heading(text: str) -> None:
-        pdf.ln(2)
-        pdf.set_font("DejaVu", "B", 10)
-        pdf.multi_cell(width, 5, text, align="L", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("DejaVu", "", 8)
+        paragraphs.append(Paragraph(text, Style.HEADING))
 
-    def para(text: str) -> None:
-        pdf.multi_cell(width, 4, text, align="L", new_x="LMARGIN", new_y="NEXT")
+    def para(text: str, style: Style = Style.BODY) -> None:
+        paragraphs.append(Paragraph(text, style))
 
     s, p = t.screening, t.protocol
     heading(f"Screening transcript {s.code}")
@@ -256,43 +194,70 @@ def transcript_pdf(t: Transcript) -> bytes:
     para(t.outcome or t.status)
     heading("Criteria")
     for c in t.criteria:
-        pdf.set_font("DejaVu", "B", 8)
-        para(f"Criterion {c.number}: {c.outcome}")
-        pdf.set_font("DejaVu", "", 8)
+        para(f"Criterion {c.number}: {c.outcome}", Style.STRONG)
         para(c.text)
         for line in c.explanation:
-            para(f"  • {line}")
+            para(f"• {line}", Style.BULLET)
     heading("Events (who, what, when)")
     for e in t.events:
         local = t.local(e.entry.at)
-        pdf.set_font("DejaVu", "B", 7)
         para(
             f"#{e.entry.seq} {e.entry.at:%Y-%m-%d %H:%M:%S} UTC ({local:%H:%M} {t.timezone}) · "
-            f"{e.actor.name} ({e.actor.role}, {e.entry.actor})"
+            f"{e.actor.name} ({e.actor.role}, {e.entry.actor})",
+            Style.META,
         )
-        pdf.set_font("DejaVu", "", 8)
         para(e.description)
     heading("Audit chain")
     verdict = (
         "verified" if t.chain.ok else f"BROKEN at event {t.chain.broken_at}: {t.chain.problem}"
     )
     para(f"{t.chain.checked} events, {verdict}. Head hash {t.chain.head}")
-    return bytes(pdf.output())
+    return PdfDocument(
+        title=f"Screening transcript {s.code}",
+        header=f"{p.id} v{p.version} · Screening {s.code}",
+        paragraphs=tuple(paragraphs),
+        footer=(
+            f"generated {t.generated_at:%Y-%m-%d %H:%M} UTC",
+            f"Audit chain head {t.chain.head}",
+        ),
+        created_at=t.generated_at,
+    )
+
+
+def transcript_pdf(t: Transcript) -> bytes:
+    """The transcript as a PDF document."""
+    return render_pdf(transcript_document(t))
 
 
 def write_zip(
     target: IO[bytes],
     transcripts: Iterable[Transcript],
     formats: Iterable[str] = ("pdf", "csv", "json"),
+    workers: int = 1,
 ) -> int:
     """Write transcripts into a ZIP one at a time (memory does not grow with their number).
+
+    Args:
+        target: Where the ZIP goes.
+        transcripts: The transcripts, read one at a time.
+        formats: Any of ``pdf``, ``csv``, ``json``.
+        workers: Processes drawing the PDFs; 1 draws them in this process.
 
     Returns:
         The number of screenings written.
     """
     wanted = tuple(formats)
     count = 0
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with (
+        zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        PdfRenderer(workers if "pdf" in wanted else 1) as renderer,
+    ):
+
+        def add_pdfs(done: list[tuple[str, bytes]]) -> None:
+            for name, pdf in done:
+                # A PDF's content is compressed already: deflating it again costs time, no space.
+                archive.writestr(name, pdf, compress_type=zipfile.ZIP_STORED)
+
         for t in transcripts:
             base = f"{t.screening.code}/{t.screening.code}"
             if "json" in wanted:
@@ -301,6 +266,7 @@ def write_zip(
             if "csv" in wanted:
                 archive.writestr(f"{base}.csv", transcript_csv(t))
             if "pdf" in wanted:
-                archive.writestr(f"{base}.pdf", transcript_pdf(t))
+                add_pdfs(renderer.submit(f"{base}.pdf", transcript_document(t)))
             count += 1
+        add_pdfs(renderer.finish())
     return count

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -20,12 +21,14 @@ from flows import Decide, Decision, GoBack, Protocol, step
 from storage.db import make_engine, upgrade
 from storage.exporters import (
     transcript_csv,
+    transcript_document,
     transcript_json,
     transcript_pdf,
     verify_transcript_json,
     write_zip,
 )
 from storage.memory import InMemoryRepository
+from storage.pdf import REGULAR, WIDTH, PdfRenderer, wrap
 from storage.records import Role, Screening, Staff
 from storage.repository import Repository
 from storage.sql import SqlRepository
@@ -243,3 +246,50 @@ def test_zip_is_written_one_transcript_at_a_time(seed: Protocol) -> None:
     target = io.BytesIO()
     assert write_zip(target, transcripts(), ["json"]) == 3
     assert pulled == ["Z-0", "Z-1", "Z-2"]
+
+
+def test_long_words_and_typed_line_breaks_fit_the_page() -> None:
+    link = "https://example.org/" + "x" * 300
+    lines = wrap(f"see {link}\nnext line", REGULAR, 8, WIDTH)
+    assert lines[0] == "see" and lines[-1] == "next line"
+    assert "".join(lines[1:-1]) == link and len(lines) > 3
+    assert all(stringWidth(line, REGULAR, 8) <= WIDTH for line in lines)
+
+
+def test_pdf_keeps_a_long_reason_whole_and_dates_itself(seed: Protocol) -> None:
+    repo = InMemoryRepository()
+    repo.save_staff(Staff(ALICE, "Alice", Role.COORDINATOR))
+    s = answer_all(repo, seed, begin(repo, seed, "S-706"))
+    reason = "source: https://ehr.example.org/" + "a1" * 120
+    s = repo.close(s, "signed", actor=ALICE, reason=reason)
+    reader = PdfReader(
+        io.BytesIO(transcript_pdf(build_transcript(repo, s, seed, timezone="UTC", now=NOW)))
+    )
+    text = "".join("".join(p.extract_text() for p in reader.pages).split())
+    assert reason.replace(" ", "") in text
+    assert reader.metadata is not None and reader.metadata.creation_date == NOW
+    assert reader.metadata.title == "Screening transcript S-706"
+
+
+def test_pdfs_drawn_by_worker_processes_equal_those_drawn_here(seed: Protocol) -> None:
+    repo = InMemoryRepository()
+    made = [answer_all(repo, seed, begin(repo, seed, f"W-{i}")) for i in range(12)]
+    transcripts = [build_transcript(repo, s, seed, timezone="UTC", now=NOW) for s in made]
+
+    def members(workers: int) -> dict[str, bytes]:
+        target = io.BytesIO()
+        assert write_zip(target, transcripts, ["pdf", "json"], workers=workers) == len(made)
+        with zipfile.ZipFile(target) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+
+    here, there = members(1), members(2)
+    assert len(here) == 24 and here == there
+
+    # Finished documents come back in the order given, and only a few wait at any time.
+    with PdfRenderer(2) as renderer:
+        names: list[str] = []
+        for i, t in enumerate(transcripts):
+            names += [name for name, _ in renderer.submit(str(i), transcript_document(t))]
+            assert len(names) >= i + 1 - 8
+        names += [name for name, _ in renderer.finish()]
+    assert names == [str(i) for i in range(len(transcripts))]
