@@ -5,37 +5,86 @@
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, insert
 
-from bench.engine import per_call_us
-from flows import Protocol, start
+from bench.engine import ANSWERS, per_call_us
+from flows import (
+    Answer,
+    GoBack,
+    Parsed,
+    Protocol,
+    ScreeningState,
+    current_question,
+    parse_answer,
+    start,
+    step,
+)
 from flows.loader import BUNDLED_DIR, load_protocol
 from storage.audit import GENESIS, next_link
 from storage.db import make_engine, upgrade
 from storage.exporters import write_zip
-from storage.records import Screening, state_to_json
+from storage.memory import InMemoryRepository
+from storage.records import AuditEntry, Screening, state_to_json
 from storage.sql import AUDIT, PROTOCOL, SCREENING, SqlRepository
 from storage.transcript import StaffDirectory, build_transcript
 
 STAFF = 100
-PDF_SAMPLE = 200  # PDFs are timed on a sample: 10,000 of them take far longer than a minute
+EXPORTED = 10_000  # the first this many screenings are complete, with a full audit trail
 _TURN = itertools.count()
 
 
+@dataclass(frozen=True)
+class Template:
+    """A complete screening as the bot records it: every answer, a correction, a signature."""
+
+    state: ScreeningState
+    status: str
+    events: list[AuditEntry]
+    close_reason: str | None
+    row_version: int
+
+
+def completed_screening(seed: Protocol) -> Template:
+    """Screen the reference eligible subject, correct one answer with a reason, and sign."""
+    repo = InMemoryRepository()
+
+    def answered(s: Screening, raw: str | None = None, reason: str | None = None) -> Screening:
+        question = current_question(seed, s.state)
+        assert question is not None
+        text = raw if raw is not None else ANSWERS[question.id]
+        parsed = parse_answer(question, text)
+        assert isinstance(parsed, Parsed)
+        event = Answer(question.id, parsed.value)
+        result = step(seed, s.state, event)
+        return repo.record_step(s, event, result, actor=1, raw_text=text, reason=reason)
+
+    s = repo.create_screening("T-000", seed, start(seed), actor=1)
+    while not s.state.finished:
+        s = answered(s)
+    back = GoBack("age")
+    s = answered(repo.record_step(s, back, step(seed, s.state, back), actor=1), "47", "wrong visit")
+    s = repo.close(s, "signed", actor=1, reason="I confirm these answers reflect the sources.")
+    return Template(s.state, s.status, repo.audit_events("T-000"), s.close_reason, s.row_version)
+
+
 def fill(engine: Engine, seed: Protocol, count: int, batch: int = 5000) -> None:
-    """Insert ``count`` started screenings (spread over STAFF coordinators) with their first
-    audit event, in large batches."""
+    """Insert ``count`` screenings (spread over STAFF coordinators) in large batches.
+
+    The first EXPORTED are complete, signed screenings with the audit trail the bot writes for
+    them (about thirty events each); the others are started, a third of them closed."""
     at = datetime(2026, 1, 1, tzinfo=UTC)
     state = start(seed)
+    done = completed_screening(seed)
     with engine.begin() as c:
         c.execute(
             insert(PROTOCOL).values(
@@ -50,39 +99,53 @@ def fill(engine: Engine, seed: Protocol, count: int, batch: int = 5000) -> None:
         screenings, events = [], []
         for i in range(first, min(first + batch, count)):
             code, moment = f"B-{i:06d}", at + timedelta(seconds=i)
-            payload = {"protocol": seed.id, "version": seed.version, "digest": seed.digest}
-            link = next_link(code, GENESIS, 1, "screening_started", payload, 1, moment)
+            actor = 1000 + i % STAFF
+            if i < EXPORTED:
+                template: list[tuple[str, dict[str, Any]]] = [
+                    (e.kind, e.payload) for e in done.events
+                ]
+            else:
+                payload = {"protocol": seed.id, "version": seed.version, "digest": seed.digest}
+                template = [("screening_started", payload)]
+            head = GENESIS
+            for seq, (kind, payload) in enumerate(template, 1):
+                link = next_link(code, head, seq, kind, payload, actor, moment)
+                head = link.hash
+                events.append(
+                    {
+                        "screening_code": code,
+                        "seq": seq,
+                        "kind": kind,
+                        "payload": payload,
+                        "actor": actor,
+                        "at": moment,
+                        "prev_hash": link.prev_hash,
+                        "hash": link.hash,
+                    }
+                )
+            complete = i < EXPORTED
+            row_state = done.state if complete else state
+            closed = complete or i % 3 == 0  # a third of the others are finished too
             screenings.append(
                 {
                     "code": code,
                     "protocol_id": seed.id,
                     "protocol_version": seed.version,
                     "protocol_digest": seed.digest,
-                    "status": "in_progress",
-                    "at": state.at,
+                    "status": done.status if complete else "in_progress",
+                    "at": row_state.at,
                     "revisiting": False,
-                    "created_by": 1000 + i % STAFF,
+                    "created_by": actor,
                     "created_at": moment,
                     "updated_at": moment,
-                    "row_version": 1,
-                    "state": state_to_json(state),
-                    "audit_seq": 1,
-                    "audit_head": link.hash,
-                    # a third of them are finished, as in a running trial
-                    "closed_at": moment if i % 3 == 0 else None,
-                    "close_kind": "signed" if i % 3 == 0 else None,
-                }
-            )
-            events.append(
-                {
-                    "screening_code": code,
-                    "seq": 1,
-                    "kind": link.kind,
-                    "payload": link.payload,
-                    "actor": 1,
-                    "at": moment,
-                    "prev_hash": GENESIS,
-                    "hash": link.hash,
+                    "row_version": done.row_version if complete else 1,
+                    "state": state_to_json(row_state),
+                    "audit_seq": len(template),
+                    "audit_head": head,
+                    "closed_at": moment if closed else None,
+                    "close_kind": "signed" if closed else None,
+                    "close_reason": done.close_reason if complete else None,
+                    "closed_by": actor if complete else None,
                 }
             )
         with engine.begin() as c:
@@ -107,27 +170,30 @@ def drop(db: str, schema: str | None) -> None:
             c.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def export(
-    repo: SqlRepository,
-    seed: Protocol,
-    directory: StaffDirectory,
-    screenings: list[Screening],
-    formats: list[str],
-) -> float:
-    """Seconds to write the screenings' transcripts into a ZIP in memory."""
+def export(repo: SqlRepository, seed: Protocol, formats: list[str], workers: int) -> float:
+    """Seconds to export the EXPORTED complete screenings into a ZIP file, as the CLI does:
+    read one at a time, transcripts built, PDFs drawn by ``workers`` processes."""
+    start_at = datetime(2026, 1, 1, tzinfo=UTC)
     now = datetime.now(UTC)
-    started = time.perf_counter()
-    transcripts = (
-        build_transcript(repo, s, seed, timezone="UTC", now=now, staff=directory)
-        for s in screenings
-    )
-    write_zip(io.BytesIO(), transcripts, formats)
-    return time.perf_counter() - started
+    directory = StaffDirectory(repo)
+    with tempfile.TemporaryDirectory(prefix="prescreen-export-") as folder:
+        started = time.perf_counter()
+        transcripts = (
+            build_transcript(repo, s, seed, timezone="UTC", now=now, staff=directory)
+            for s in repo.in_range(start_at, start_at + timedelta(seconds=EXPORTED))
+        )
+        with (Path(folder) / "export.zip").open("wb") as target:
+            count = write_zip(target, transcripts, formats, workers=workers)
+        seconds = time.perf_counter() - started
+    assert count == EXPORTED, count
+    return seconds
 
 
 def main() -> None:
     seed = load_protocol(BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml")
     dbs = ["sqlite"] + (["postgres"] if os.environ.get("PRESCREEN_BENCH_POSTGRES_URL") else [])
+    workers = os.cpu_count() or 1
+    events = len(completed_screening(seed).events)
     for db in dbs:
         engine, schema = engine_for(db)
         try:
@@ -144,21 +210,17 @@ def main() -> None:
                 f"{db}: resume list among 100,000 screenings: p50 {p50 / 1000:.2f} ms, "
                 f"p99 {p99 / 1000:.2f} ms"
             )
-            directory = StaffDirectory(repo)
-            first = list(
-                repo.in_range(
-                    datetime(2026, 1, 1, tzinfo=UTC),
-                    datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=10_000),
+            print(f"{db}: export of {EXPORTED:,} complete transcripts ({events} events each):")
+            for formats, procs in (
+                (["csv", "json"], 1),
+                (["pdf", "csv", "json"], 1),
+                (["pdf", "csv", "json"], workers),
+            ):
+                seconds = export(repo, seed, formats, procs)
+                print(
+                    f"  {','.join(formats)} with {procs} PDF process(es): {seconds:.1f} s "
+                    f"({seconds / EXPORTED * 1000:.2f} ms a transcript)"
                 )
-            )
-
-            data_s = export(repo, seed, directory, first, ["csv", "json"])
-            pdf_s = export(repo, seed, directory, first[:PDF_SAMPLE], ["pdf"])
-            print(
-                f"{db}: export of {len(first):,} transcripts as CSV and JSON: {data_s:.1f} s; "
-                f"PDF: {pdf_s / PDF_SAMPLE * 1000:.0f} ms each (measured on {PDF_SAMPLE}), "
-                f"so {pdf_s / PDF_SAMPLE * len(first) / 60:.0f} min for {len(first):,}"
-            )
         finally:
             engine.dispose()
             drop(db, schema)
