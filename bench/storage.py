@@ -36,7 +36,7 @@ from storage.exporters import write_zip
 from storage.memory import InMemoryRepository
 from storage.records import AuditEntry, Screening, state_to_json
 from storage.sql import AUDIT, PROTOCOL, SCREENING, SqlRepository
-from storage.transcript import StaffDirectory, build_transcript
+from storage.transcript import build_transcripts
 
 STAFF = 100
 EXPORTED = 10_000  # the first this many screenings are complete, with a full audit trail
@@ -175,12 +175,14 @@ def export(repo: SqlRepository, seed: Protocol, formats: list[str], workers: int
     read one at a time, transcripts built, PDFs drawn by ``workers`` processes."""
     start_at = datetime(2026, 1, 1, tzinfo=UTC)
     now = datetime.now(UTC)
-    directory = StaffDirectory(repo)
     with tempfile.TemporaryDirectory(prefix="prescreen-export-") as folder:
         started = time.perf_counter()
-        transcripts = (
-            build_transcript(repo, s, seed, timezone="UTC", now=now, staff=directory)
-            for s in repo.in_range(start_at, start_at + timedelta(seconds=EXPORTED))
+        transcripts = build_transcripts(
+            repo,
+            repo.in_range(start_at, start_at + timedelta(seconds=EXPORTED)),
+            lambda _: seed,
+            timezone="UTC",
+            now=now,
         )
         with (Path(folder) / "export.zip").open("wb") as target:
             count = write_zip(target, transcripts, formats, workers=workers)

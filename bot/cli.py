@@ -253,22 +253,20 @@ def export(
     """Export transcripts (PDF, CSV, JSON per screening) into a ZIP; everything by default."""
     from bot.service import ScreeningService
     from storage.exporters import write_zip
-    from storage.transcript import StaffDirectory, build_transcript
+    from storage.transcript import build_transcripts
 
     container = _container()
     service = ScreeningService(container.repo, container.catalog, container.settings.code_pattern)
-    directory = StaffDirectory(container.repo)
-    now = datetime.now(UTC)
-    tz = container.settings.timezone
 
     with typer.progressbar(
         _select(container.repo, code, since, until, status), label="exporting", show_pos=True
     ) as screenings:
-        transcripts = (
-            build_transcript(
-                container.repo, s, service.protocol_for(s), timezone=tz, now=now, staff=directory
-            )
-            for s in screenings
+        transcripts = build_transcripts(
+            container.repo,
+            screenings,
+            service.protocol_for,
+            timezone=container.settings.timezone,
+            now=datetime.now(UTC),
         )
         with out.open("wb") as target:
             count = write_zip(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -279,6 +279,10 @@ class InMemoryRepository:
     def audit_events(self, code: str) -> list[AuditEntry]:
         """See :class:`storage.repository.Repository`."""
         return list(self._audit.get(code, []))
+
+    def audit_trails(self, codes: Sequence[str]) -> dict[str, list[AuditEntry]]:
+        """See :class:`storage.repository.Repository`."""
+        return {code: list(self._audit.get(code, [])) for code in codes}
 
     def audited_codes(self) -> list[str]:
         """See :class:`storage.repository.Repository`."""

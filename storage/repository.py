@@ -7,7 +7,7 @@ Each method is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol as Interface
 
@@ -136,6 +136,14 @@ class Repository(Interface):
 
     def audit_events(self, code: str) -> list[AuditEntry]:
         """A screening's audit events in sequence order."""
+        ...
+
+    def audit_trails(self, codes: Sequence[str]) -> dict[str, list[AuditEntry]]:
+        """The audit events of several screenings at once, each in sequence order.
+
+        Bulk exports read them a page of screenings at a time: one query instead of one each.
+        A code without events maps to an empty list.
+        """
         ...
 
     def audited_codes(self) -> list[str]:

@@ -746,6 +746,32 @@ class SqlRepository:
                 for r in rows
             ]
 
+    def audit_trails(self, codes: Sequence[str]) -> dict[str, list[AuditEntry]]:
+        """See :class:`storage.repository.Repository`."""
+        trails: dict[str, list[AuditEntry]] = {code: [] for code in codes}
+        if not trails:
+            return trails
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(AUDIT)
+                .where(AUDIT.c.screening_code.in_(list(trails)))
+                .order_by(AUDIT.c.screening_code, AUDIT.c.seq)
+            )
+            for r in rows:
+                trails[r.screening_code].append(
+                    AuditEntry(
+                        r.screening_code,
+                        r.seq,
+                        r.kind,
+                        r.payload,
+                        r.actor,
+                        r.at,
+                        r.prev_hash,
+                        r.hash,
+                    )
+                )
+        return trails
+
     def audited_codes(self) -> list[str]:
         """See :class:`storage.repository.Repository`."""
         with self.engine.connect() as conn:

@@ -6,8 +6,10 @@ reasons, decisions, sign-off), so what an auditor reads is exactly what the hash
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -178,10 +180,15 @@ def build_transcript(
     timezone: str,
     now: datetime,
     staff: StaffDirectory | None = None,
+    entries: list[AuditEntry] | None = None,
 ) -> Transcript:
-    """Assemble a screening's transcript from its audit trail and current state."""
+    """Assemble a screening's transcript from its audit trail and current state.
+
+    ``entries`` is the screening's audit trail when already read (it is read otherwise).
+    """
     staff = staff or StaffDirectory(repo)
-    entries = repo.audit_events(screening.code)
+    if entries is None:
+        entries = repo.audit_events(screening.code)
     events = tuple(
         TranscriptEvent(e, staff.person(e.actor), describe(protocol, e.kind, e.payload))
         for e in entries
@@ -215,3 +222,33 @@ def build_transcript(
         generated_at=now,
         timezone=timezone,
     )
+
+
+def build_transcripts(
+    repo: Repository,
+    screenings: Iterable[Screening],
+    protocol_for: Callable[[Screening], Protocol],
+    *,
+    timezone: str,
+    now: datetime,
+    page: int = 200,
+) -> Iterator[Transcript]:
+    """Transcripts of many screenings, read a page at a time (bulk exports).
+
+    The audit trails of a page of screenings are read in one query, and staff are looked up
+    once each: memory is bounded by the page, not by the number of screenings.
+    """
+    staff = StaffDirectory(repo)
+    remaining = iter(screenings)
+    while chunk := list(islice(remaining, page)):
+        trails = repo.audit_trails([s.code for s in chunk])
+        for s in chunk:
+            yield build_transcript(
+                repo,
+                s,
+                protocol_for(s),
+                timezone=timezone,
+                now=now,
+                staff=staff,
+                entries=trails[s.code],
+            )

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,10 +31,10 @@ from storage.exporters import (
 from storage.memory import InMemoryRepository
 from storage.pdf import BOLD, REGULAR, WIDTH, PdfRenderer, render_pdf, wrap
 from storage.pdf import _ReusedSubsets as ReusedSubsets
-from storage.records import Role, Screening, Staff
+from storage.records import AuditEntry, Role, Screening, Staff
 from storage.repository import Repository
 from storage.sql import SqlRepository
-from storage.transcript import Transcript, build_transcript
+from storage.transcript import Transcript, build_transcript, build_transcripts
 from tests.test_repository_contract import ALICE, BOB, answer, answer_all, begin
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
@@ -312,3 +312,30 @@ def test_reused_font_programs_are_the_bytes_reportlab_writes(transcript: Transcr
         for face in faces:
             face.__class__ = ReusedSubsets
     assert first == again == plain
+
+
+def test_bulk_transcripts_read_trails_a_page_at_a_time(seed: Protocol) -> None:
+    repo = InMemoryRepository()
+    made = [answer(repo, seed, begin(repo, seed, f"P-{i}")) for i in range(5)]
+    pulled: list[str] = []
+    pages: list[list[str]] = []
+    read_trails = repo.audit_trails
+
+    def trails(codes: Sequence[str]) -> dict[str, list[AuditEntry]]:
+        pages.append(list(codes))
+        return read_trails(codes)
+
+    repo.audit_trails = trails  # type: ignore[method-assign]
+
+    def screenings() -> Iterator[Screening]:
+        for s in made:
+            pulled.append(s.code)
+            yield s
+
+    bulk = build_transcripts(repo, screenings(), lambda _: seed, timezone="UTC", now=NOW, page=2)
+    first = next(bulk)
+    assert pulled == ["P-0", "P-1"] and pages == [["P-0", "P-1"]]
+    rest = list(bulk)
+    assert pages == [["P-0", "P-1"], ["P-2", "P-3"], ["P-4"]]
+    one_by_one = [build_transcript(repo, s, seed, timezone="UTC", now=NOW) for s in made]
+    assert [first, *rest] == one_by_one

@@ -222,6 +222,18 @@ def test_decisions(repo: Repository, seed: Protocol) -> None:
     assert s.status == "needs_review" and s.state.decisions == {}
 
 
+def test_audit_trails_of_several_screenings_at_once(repo: Repository, seed: Protocol) -> None:
+    a = answer(repo, seed, answer(repo, seed, begin(repo, seed, "S-010")))
+    b = answer(repo, seed, begin(repo, seed, "S-011"))
+    begin(repo, seed, "S-012")  # not asked for
+    trails = repo.audit_trails(["S-011", "S-010", "S-404"])
+    assert list(trails) == ["S-011", "S-010", "S-404"]
+    assert trails["S-010"] == repo.audit_events(a.code) and len(trails["S-010"]) > 2
+    assert trails["S-011"] == repo.audit_events(b.code)
+    assert [e.seq for e in trails["S-011"]] == list(range(1, len(trails["S-011"]) + 1))
+    assert trails["S-404"] == [] and repo.audit_trails([]) == {}
+
+
 def test_stale_write_is_refused_and_writes_nothing(repo: Repository, seed: Protocol) -> None:
     s = begin(repo, seed)
     newer = answer(repo, seed, s)
