@@ -45,16 +45,6 @@ class Style(enum.Enum):
     BULLET = (REGULAR, 8, 4 * mm, 0.0, 3 * mm)
     META = (BOLD, 7, 4 * mm, 0.0, 0.0)
 
-    @property
-    def font(self) -> str:
-        """The font's registered name."""
-        return str(self.value[0])
-
-    @property
-    def size(self) -> float:
-        """The font size in points."""
-        return float(self.value[1])
-
 
 @dataclass(frozen=True, slots=True)
 class Paragraph:
@@ -255,7 +245,7 @@ class PdfRenderer:
         self._pool: ProcessPoolExecutor | None = None
         self._window = 4 * workers
         self._waiting: deque[tuple[str, Future[bytes]]] = deque()
-        self._drawn = 0
+        self._submitted = 0
 
     def __enter__(self) -> PdfRenderer:
         return self
@@ -266,8 +256,8 @@ class PdfRenderer:
 
     def submit(self, name: str, doc: PdfDocument) -> list[tuple[str, bytes]]:
         """Queue a document; returns the documents finished so far (name, PDF), in order."""
-        self._drawn += 1
-        if self._workers <= 1 or self._drawn == 1:
+        self._submitted += 1
+        if self._workers <= 1 or self._submitted == 1:
             # The first document is drawn here: exporting one screening starts no processes.
             return [(name, render_pdf(doc))]
         if self._pool is None:
