@@ -100,10 +100,11 @@ class _ReusedSubsets(TTFontFace):
     def addSubsetObjects(self, doc: PDFDocument, fontname: str, subset: list[int]) -> object:
         """Embed the subset, handing reportlab the program already compressed."""
         reference = super().addSubsetObjects(doc, fontname, subset)  # type: ignore[no-untyped-call]
-        if doc.compression:
+        # The stream under the name reportlab gives it; should a later reportlab name it
+        # otherwise, the stream is left to reportlab, which then compresses it itself.
+        stream = doc.idToObject.get(f"fontFile:{self.filename}({fontname})")
+        if doc.compression and isinstance(stream, PDFStream):
             # reportlab compresses a stream only when no filter is named in its dictionary.
-            stream = doc.idToObject[f"fontFile:{self.filename}({fontname})"]
-            assert isinstance(stream, PDFStream)
             stream.content = self.programs[tuple(subset)][1]
             stream.dictionary["Filter"] = PDFArray([PDFName("FlateDecode")])
         return reference
