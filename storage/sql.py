@@ -123,10 +123,24 @@ def _unit(value: Any) -> str | None:
     return value.unit if isinstance(value, Quantity | LabResult) else None
 
 
+# What a staff record is made of.
+_STAFF = ("telegram_id", "display_name", "role", "active", "site", "current_screening_id")
+
+# How many decoded screenings a repository keeps (a few per chat that is active at once).
+CACHED_SCREENINGS = 4096
+
 # What recording a step reads back of the locked screening row.
 _LOCKED: tuple[str, ...] = (
     *("id", "code", "status", "row_version", "audit_seq", "audit_head"),
     *("closed_at", "close_kind", "close_reason", "closed_by"),
+)
+
+
+# What creating a screening writes (the rest of the row starts empty).
+_CREATED: tuple[str, ...] = (
+    *("code", "protocol_id", "protocol_version", "protocol_digest", "status", "at"),
+    *("revisiting", "created_by", "site", "created_at", "updated_at", "row_version"),
+    *("state", "audit_seq", "audit_head"),
 )
 
 
@@ -140,15 +154,33 @@ class _Hot:
         if dialect.name == "postgresql":
             locked = locked.with_for_update()
         self.staff = prepare(select(STAFF).where(STAFF.c.telegram_id == bindparam("tid")), dialect)
+        # The current screening's version only: its content is decoded from the cache of
+        # recently written screenings, and read in full only when that has no such version.
         self.visitor = prepare(
             select(
-                *STAFF.c,
-                *(c.label(f"s_{c.key}") for c in SCREENING.c),
+                *(STAFF.c[name] for name in _STAFF),
+                SCREENING.c.row_version.label("s_row_version"),
                 exists().where(UPDATE.c.update_id == bindparam("uid")).label("seen"),
             )
             .select_from(STAFF.outerjoin(SCREENING, SCREENING.c.id == STAFF.c.current_screening_id))
             .where(STAFF.c.telegram_id == bindparam("tid")),
             dialect,
+        )
+        self.set_current = prepare(
+            update(STAFF)
+            .where(STAFF.c.telegram_id == bindparam("tid"))
+            .values(current_screening_id=bindparam("sid")),
+            dialect,
+        )
+        self.code_taken = prepare(
+            select(SCREENING.c.id).where(SCREENING.c.code == bindparam("code")), dialect
+        )
+        self.create = prepare(
+            insert(SCREENING)
+            .values({name: bindparam(name) for name in _CREATED})
+            .returning(SCREENING.c.id),
+            dialect,
+            [SCREENING.c.id],
         )
         self.seen = prepare(
             select(UPDATE.c.update_id).where(UPDATE.c.update_id == bindparam("uid")), dialect
@@ -267,6 +299,8 @@ class SqlRepository:
         self._write = writer(engine)
         self._clock = clock
         self._hot = _Hot(engine.dialect)
+        self._stored_protocols: set[str] = set()  # digests known to be in the database
+        self._decoded: dict[int, Screening] = {}  # see :meth:`_recent`
 
     def _read(self, statement: Prepared, **values: Any) -> dict[str, Any] | None:
         """The first row of a prepared query."""
@@ -280,9 +314,29 @@ class SqlRepository:
         if row is None:  # a stranger: no staff row to join the rest to
             return Visitor(None, None, self.seen_update(update_id))
         current = None
-        if row["s_id"] is not None:
-            current = _record({key[2:]: v for key, v in row.items() if key.startswith("s_")})
+        sid, version = row["current_screening_id"], row["s_row_version"]
+        if sid is not None and version is not None:
+            current = self._recent(sid, version) or self.get_screening(sid)
         return Visitor(_staff(row), current, bool(row["seen"]))
+
+    def _recent(self, screening_id: int, row_version: int) -> Screening | None:
+        """A screening as this repository last read or wrote it, if still at that version.
+
+        Every write to a screening row increases its version (the version-checked update is
+        the only one there is), so a version names one content: whatever another process
+        wrote since has another version, and is read from the database.
+        """
+        cached = self._decoded.get(screening_id)
+        return cached if cached is not None and cached.row_version == row_version else None
+
+    def _remember(self, screening: Screening) -> Screening:
+        """Keep a decoded screening for :meth:`_recent`; returns it."""
+        cache = self._decoded
+        cache.pop(screening.id, None)  # most recently used last
+        cache[screening.id] = screening
+        if len(cache) > CACHED_SCREENINGS:
+            del cache[next(iter(cache))]
+        return screening
 
     def get_staff(self, telegram_id: int) -> Staff | None:
         """See :class:`storage.repository.Repository`."""
@@ -314,12 +368,8 @@ class SqlRepository:
 
     def set_current_screening(self, telegram_id: int, screening_id: int | None) -> None:
         """See :class:`storage.repository.Repository`."""
-        with self._write.begin() as conn:
-            conn.execute(
-                update(STAFF)
-                .where(STAFF.c.telegram_id == telegram_id)
-                .values(current_screening_id=screening_id)
-            )
+        with driver_connection(self.engine, write=True) as cursor:
+            self._hot.set_current.execute(cursor, tid=telegram_id, sid=screening_id)
 
     def list_staff(self) -> list[Staff]:
         """See :class:`storage.repository.Repository`."""
@@ -331,22 +381,24 @@ class SqlRepository:
     def save_protocol(self, protocol: Protocol) -> None:
         """See :class:`storage.repository.Repository`."""
         with self._write.begin() as conn:
-            self._save_protocol(conn, protocol)
-
-    def _save_protocol(self, conn: Connection, protocol: Protocol) -> None:
-        known = conn.execute(select(PROTOCOL.c.digest).where(PROTOCOL.c.digest == protocol.digest))
-        if known.first() is None:
-            # Several processes starting together store the same version: the first one wins
-            # and the others' inserts do nothing (a plain insert would fail their start).
-            conn.execute(
-                _insert_or_ignore(conn, PROTOCOL).values(
-                    digest=protocol.digest,
-                    protocol_id=protocol.id,
-                    version=protocol.version,
-                    content=protocol.model_dump(mode="json", by_alias=True, exclude_defaults=True),
-                    stored_at=self._clock(),
-                )
+            known = conn.execute(
+                select(PROTOCOL.c.digest).where(PROTOCOL.c.digest == protocol.digest)
             )
+            if known.first() is None:
+                # Several processes starting together store the same version: the first one
+                # wins and the others' inserts do nothing (a plain insert would fail their start).
+                conn.execute(
+                    _insert_or_ignore(conn, PROTOCOL).values(
+                        digest=protocol.digest,
+                        protocol_id=protocol.id,
+                        version=protocol.version,
+                        content=protocol.model_dump(
+                            mode="json", by_alias=True, exclude_defaults=True
+                        ),
+                        stored_at=self._clock(),
+                    )
+                )
+        self._stored_protocols.add(protocol.digest)
 
     def load_protocol(self, digest: str) -> Protocol | None:
         """See :class:`storage.repository.Repository`."""
@@ -363,7 +415,7 @@ class SqlRepository:
     def get_screening(self, screening_id: int) -> Screening | None:
         """See :class:`storage.repository.Repository`."""
         row = self._read(self._hot.screening, sid=screening_id)
-        return _record(row) if row else None
+        return self._remember(_record(row)) if row else None
 
     def find_screening(self, code: str) -> Screening | None:
         """See :class:`storage.repository.Repository`."""
@@ -503,14 +555,14 @@ class SqlRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
+        if protocol.digest not in self._stored_protocols:
+            # Stored versions are never changed or removed, so once is enough per process.
+            self.save_protocol(protocol)
         try:
-            with self._write.begin() as conn:
-                cursor = conn.connection.cursor()
+            with driver_connection(self.engine, write=True) as cursor:
                 self._claim_update(cursor, update_id, now)  # first: a redelivery is a duplicate
-                taken = conn.execute(select(SCREENING.c.id).where(SCREENING.c.code == code))
-                if taken.first() is not None:
+                if self._hot.code_taken.first(cursor, code=code) is not None:
                     raise CodeTaken(code)
-                self._save_protocol(conn, protocol)
                 seq, head = self._audit(
                     cursor,
                     code,
@@ -551,12 +603,12 @@ class SqlRepository:
                     "audit_seq": seq,
                     "audit_head": head,
                 }
-                new_id = conn.execute(insert(SCREENING).values(**values)).inserted_primary_key
-                assert new_id is not None
-                return _record(
+                inserted = self._hot.create.first(cursor, **values)
+                assert inserted is not None
+                created = _record(
                     {
                         **values,
-                        "id": new_id[0],
+                        "id": inserted["id"],
                         "closed_at": None,
                         "close_kind": None,
                         "close_reason": None,
@@ -565,6 +617,7 @@ class SqlRepository:
                 )
         except IntegrityError as exc:  # a concurrent insert of the same code
             raise CodeTaken(code) from exc
+        return self._remember(created)
 
     def record_step(
         self,
@@ -623,7 +676,7 @@ class SqlRepository:
                     "state": state_to_json(result.state),
                 },
             )
-        return Screening(
+        stored = Screening(
             id=screening.id,
             code=screening.code,
             protocol_id=screening.protocol_id,
@@ -641,6 +694,7 @@ class SqlRepository:
             closed_by=row["closed_by"],
             site=screening.site,
         )
+        return self._remember(stored)
 
     def _record_answer(
         self,

@@ -177,6 +177,29 @@ def test_concurrent_writers_one_wins_the_other_is_told(
     assert verify_entries(s.code, sql_repo.audit_events(s.code)).ok
 
 
+def test_another_process_write_is_read_not_the_decoded_copy(
+    sql_repo: SqlRepository, seed: Protocol, engine: Engine, clock: Clock
+) -> None:
+    """The gate reuses screenings this process decoded; another process's write is seen."""
+    sql_repo.save_staff(Staff(ALICE, "Alice", Role.COORDINATOR))
+    s = answer(sql_repo, seed, begin(sql_repo, seed))
+    sql_repo.set_current_screening(ALICE, s.id)
+    mine = sql_repo.visitor(ALICE, 1).current
+    assert mine is not None and mine.row_version == s.row_version
+    assert mine == SqlRepository(engine, clock).get_screening(s.id)  # as stored, exactly
+
+    other = SqlRepository(engine, clock)  # a second process answers the next question
+    theirs = other.get_screening(s.id)
+    assert theirs is not None
+    theirs = answer(other, seed, theirs)
+
+    seen = sql_repo.visitor(ALICE, 2).current
+    assert seen is not None
+    assert seen.row_version == theirs.row_version == s.row_version + 1
+    assert dict(seen.state.answers) == dict(theirs.state.answers)
+    assert seen.state.at == theirs.state.at != s.state.at
+
+
 def test_a_screening_keeps_its_protocol_version(sql_repo: SqlRepository, seed: Protocol) -> None:
     s = answer(sql_repo, seed, begin(sql_repo, seed))
     newer = seed.model_copy(update={"version": "2.0"})
