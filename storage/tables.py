@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -89,6 +90,10 @@ class ProtocolVersion(SQLModel, table=True):
     stored_at: datetime = _ts()
 
 
+# The screenings the review queue holds (the condition of its partial index).
+REVIEW_QUEUE = "status = 'needs_review' AND closed_at IS NULL"
+
+
 class ScreeningRow(SQLModel, table=True):
     """A screening: its protocol version, dialog position and life cycle."""
 
@@ -96,8 +101,15 @@ class ScreeningRow(SQLModel, table=True):
     __table_args__ = (
         # resume list: a staff member's unfinished screenings by recent activity
         Index("ix_screening_resume", "created_by", "closed_at", "updated_at"),
-        # investigator review queue
-        Index("ix_screening_review", "status", "closed_at", "updated_at"),
+        # investigator review queue: only screenings waiting for a decision are in it, so that
+        # recording an answer (which changes ``updated_at``) leaves the index alone
+        Index(
+            "ix_screening_review",
+            "updated_at",
+            "id",
+            sqlite_where=text(REVIEW_QUEUE),
+            postgresql_where=text(REVIEW_QUEUE),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -184,5 +196,11 @@ class ProcessedUpdate(SQLModel, table=True):
 
     __tablename__ = "processed_update"
 
-    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    # On SQLite an ``INTEGER`` primary key is the row id itself (64-bit there too): one
+    # b-tree to write per update instead of a table and its unique index.
+    update_id: int = Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+        )
+    )
     processed_at: datetime = _ts()

@@ -283,6 +283,49 @@ def test_migration_0003_fills_the_state_of_existing_screenings(engine: Engine) -
     assert tuple(head) == (2, "b" * 64)
 
 
+def test_migration_0005_keeps_processed_updates_and_the_review_queue(engine: Engine) -> None:
+    """The review queue's index becomes partial; on SQLite update ids become the row id."""
+    upgrade(engine, "0004")
+    at = "2026-01-01 08:00:00"
+    with engine.begin() as c:
+        c.execute(
+            text("INSERT INTO processed_update (update_id, processed_at) VALUES (:u, :at)"),
+            {"u": 2**40 + 7, "at": at},
+        )
+        c.execute(
+            text(
+                "INSERT INTO protocol_version (digest, protocol_id, version, content, "
+                "stored_at) VALUES ('d', 'p', '1', '{}', :at)"
+            ),
+            {"at": at},
+        )
+        for i, status in enumerate(("needs_review", "in_progress", "needs_review"), 1):
+            c.execute(
+                text(
+                    "INSERT INTO screening (id, code, protocol_id, protocol_version, "
+                    "protocol_digest, status, at, revisiting, created_by, created_at, "
+                    "updated_at, row_version) VALUES (:i, :code, 'p', '1', 'd', :s, "
+                    "'needs_review', false, 7, :at, :at, 1)"
+                ),
+                {"i": i, "code": f"OLD-{i}", "s": status, "at": at},
+            )
+    upgrade(engine)
+    repo = SqlRepository(engine)
+    assert repo.seen_update(2**40 + 7) and not repo.seen_update(2**40 + 8)
+    assert [s.code for s in repo.needing_review()] == ["OLD-1", "OLD-3"]
+    indexes = {i["name"]: i for i in inspect(engine).get_indexes("screening")}
+    assert indexes["ix_screening_review"]["column_names"] == ["updated_at", "id"]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as c:
+            own_index = c.execute(
+                text(
+                    "SELECT name FROM sqlite_master "
+                    "WHERE tbl_name = 'processed_update' AND type = 'index'"
+                )
+            ).all()
+        assert own_index == []  # the update id is the row id: no second b-tree to write
+
+
 def test_processes_starting_together_store_protocol_and_staff_once(
     engine: Engine, seed: Protocol, clock: Clock
 ) -> None:
