@@ -126,7 +126,7 @@ def _unit(value: Any) -> str | None:
 # What a staff record is made of.
 _STAFF = ("telegram_id", "display_name", "role", "active", "site", "current_screening_id")
 
-# How many decoded screenings a repository keeps (a few per chat that is active at once).
+# How many open screenings a repository keeps decoded (about one per chat active at once).
 CACHED_SCREENINGS = 4096
 
 # What recording a step reads back of the locked screening row.
@@ -330,12 +330,13 @@ class SqlRepository:
         return cached if cached is not None and cached.row_version == row_version else None
 
     def _remember(self, screening: Screening) -> Screening:
-        """Keep a decoded screening for :meth:`_recent`; returns it."""
+        """Keep an open screening for :meth:`_recent` (a closed one is let go); returns it."""
         cache = self._decoded
         cache.pop(screening.id, None)  # most recently used last
-        cache[screening.id] = screening
-        if len(cache) > CACHED_SCREENINGS:
-            del cache[next(iter(cache))]
+        if screening.unfinished:
+            cache[screening.id] = screening
+            if len(cache) > CACHED_SCREENINGS:
+                del cache[next(iter(cache))]
         return screening
 
     def get_staff(self, telegram_id: int) -> Staff | None:

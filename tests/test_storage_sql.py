@@ -200,6 +200,18 @@ def test_another_process_write_is_read_not_the_decoded_copy(
     assert seen.state.at == theirs.state.at != s.state.at
 
 
+def test_decoded_screenings_kept_are_open_ones_and_bounded(
+    sql_repo: SqlRepository, seed: Protocol, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory stays flat however many screenings a process records."""
+    monkeypatch.setattr("storage.sql.CACHED_SCREENINGS", 3)
+    opened = [begin(sql_repo, seed, f"S-{i:03}") for i in range(5)]
+    assert sorted(sql_repo._decoded) == [s.id for s in opened[-3:]]  # the latest three
+    done = answer_all(sql_repo, seed, opened[-1])
+    sql_repo.close(done, "signed", actor=ALICE)
+    assert sorted(sql_repo._decoded) == [s.id for s in opened[-3:-1]]
+
+
 def test_a_screening_keeps_its_protocol_version(sql_repo: SqlRepository, seed: Protocol) -> None:
     s = answer(sql_repo, seed, begin(sql_repo, seed))
     newer = seed.model_copy(update={"version": "2.0"})
