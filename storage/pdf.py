@@ -230,12 +230,23 @@ def render_pdf(doc: PdfDocument) -> bytes:
     return out.getvalue()
 
 
+# Documents a worker process draws per task: sending each one alone cost the exporting process
+# about as much in hand-over (pickling, futures, wake-ups) as building its transcript.
+BATCH = 8
+
+
+def render_pdfs(docs: Sequence[PdfDocument]) -> list[bytes]:
+    """Draw several documents (one task of a worker process)."""
+    return [render_pdf(doc) for doc in docs]
+
+
 class PdfRenderer:
     """Renders many documents, in worker processes when ``workers`` > 1, in the order given.
 
     Bulk exports spend most of their time drawing PDFs, and drawing one does not depend on
-    another, so the work spreads over the machine's cores. At most a few documents per worker
-    wait at any time: memory does not grow with the number of documents.
+    another, so the work spreads over the machine's cores, a batch of documents per task. At
+    most :attr:`most_waiting` documents wait at any time: memory does not grow with their
+    number.
 
     Use as a context manager: :meth:`submit` documents, write what it returns, and at the end
     write what :meth:`finish` returns.
@@ -244,9 +255,15 @@ class PdfRenderer:
     def __init__(self, workers: int = 1) -> None:
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
-        self._window = 4 * workers
-        self._waiting: deque[tuple[str, Future[bytes]]] = deque()
+        self._window = 2 * workers  # batches being drawn or done but not yet handed back
+        self._batch: list[tuple[str, PdfDocument]] = []
+        self._waiting: deque[tuple[list[str], Future[list[bytes]]]] = deque()
         self._submitted = 0
+
+    @property
+    def most_waiting(self) -> int:
+        """How many submitted documents may at most not have been handed back yet."""
+        return (self._window + 1) * BATCH
 
     def __enter__(self) -> PdfRenderer:
         return self
@@ -261,19 +278,33 @@ class PdfRenderer:
         if self._workers <= 1 or self._submitted == 1:
             # The first document is drawn here: exporting one screening starts no processes.
             return [(name, render_pdf(doc))]
-        if self._pool is None:
-            # spawn, not fork: the caller may run threads (a database pool, a checkpointer)
-            # that a forked child would inherit in an unknown state.
-            self._pool = ProcessPoolExecutor(self._workers, mp_context=get_context("spawn"))
-        self._waiting.append((name, self._pool.submit(render_pdf, doc)))
-        done = []
+        self._batch.append((name, doc))
+        if len(self._batch) >= BATCH:
+            self._send()
+        done: list[tuple[str, bytes]] = []
         while self._waiting and (len(self._waiting) > self._window or self._waiting[0][1].done()):
-            finished, future = self._waiting.popleft()
-            done.append((finished, future.result()))
+            names, future = self._waiting.popleft()
+            done += zip(names, future.result(), strict=True)
         return done
 
     def finish(self) -> list[tuple[str, bytes]]:
         """Wait for the documents still being drawn; returns them in order."""
-        done = [(name, future.result()) for name, future in self._waiting]
+        if self._batch:
+            self._send()
+        done = [
+            item
+            for names, future in self._waiting
+            for item in zip(names, future.result(), strict=True)
+        ]
         self._waiting.clear()
         return done
+
+    def _send(self) -> None:
+        if self._pool is None:
+            # spawn, not fork: the caller may run threads (a database pool, a checkpointer)
+            # that a forked child would inherit in an unknown state.
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=get_context("spawn"))
+        names = [name for name, _ in self._batch]
+        docs = [doc for _, doc in self._batch]
+        self._waiting.append((names, self._pool.submit(render_pdfs, docs)))
+        self._batch = []
