@@ -5,6 +5,10 @@ and drawn in another process (:mod:`storage.exporters` does, for bulk exports). 
 reportlab's canvas. Line breaks are computed here, before drawing, so the page count is known
 when the first footer ("Page 1 of 5") is written; they are cached, because the criteria texts
 repeat in every transcript of a trial.
+
+Bulk exports draw thousands of documents, so drawing takes a few shortcuts past reportlab's
+per-line and per-document work (each says what it saves). Every shortcut writes exactly the
+bytes reportlab writes; ``tests/test_pdf.py`` draws documents both ways and compares.
 """
 
 from __future__ import annotations
@@ -13,18 +17,29 @@ import enum
 import io
 import zlib
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any, Generic, TypeVar
+from weakref import WeakKeyDictionary
 
+from reportlab.lib.rl_accel import escapePDF, fp_str
 from reportlab.lib.units import mm
 from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.pdfdoc import PDFArray, PDFDocument, PDFName, PDFStream
+from reportlab.pdfbase.pdfdoc import (
+    PDFArray,
+    PDFDocument,
+    PDFName,
+    PDFStream,
+    PDFStreamFilterZCompress,
+    PDFTrueTypeFont,
+    PDFZCompress,
+)
 from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
 from reportlab.pdfgen.canvas import Canvas
 
@@ -72,6 +87,33 @@ def _font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Kept(Generic[K, V]):
+    """The last :attr:`KEPT` values made, by key: a trial's documents share a few subsets."""
+
+    KEPT = 32
+
+    def __init__(self) -> None:
+        self._values: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K, make: Callable[[], V]) -> V:
+        """The value kept for ``key``, made and kept if there is none."""
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = make()
+            if len(self._values) > self.KEPT:
+                self._values.popitem(last=False)
+        else:
+            self._values.move_to_end(key)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 class _ReusedSubsets(TTFontFace):
     """A font face that keeps the font programs it has embedded, compressed, for reuse.
 
@@ -81,21 +123,18 @@ class _ReusedSubsets(TTFontFace):
     quarter of a document's time. The bytes are exactly those reportlab would write.
     """
 
-    programs: OrderedDict[tuple[int, ...], tuple[bytes, bytes]]
-    KEPT = 32
+    programs: _Kept[tuple[int, ...], tuple[bytes, bytes]]
+
+    def _program(self, subset: Sequence[int]) -> tuple[bytes, bytes]:
+        def make() -> tuple[bytes, bytes]:
+            raw = super(_ReusedSubsets, self).makeSubset(subset)
+            return raw, zlib.compress(raw)
+
+        return self.programs.get(tuple(subset), make)
 
     def makeSubset(self, subset: Sequence[int]) -> bytes:
         """The subset's font program (TrueType), compressed as reportlab would, kept."""
-        key = tuple(subset)
-        program = self.programs.get(key)
-        if program is None:
-            raw = super().makeSubset(subset)
-            program = self.programs[key] = raw, zlib.compress(raw)
-            if len(self.programs) > self.KEPT:
-                self.programs.popitem(last=False)
-        else:
-            self.programs.move_to_end(key)
-        return program[0]
+        return self._program(subset)[0]
 
     def addSubsetObjects(self, doc: PDFDocument, fontname: str, subset: list[int]) -> object:
         """Embed the subset, handing reportlab the program already compressed."""
@@ -105,9 +144,99 @@ class _ReusedSubsets(TTFontFace):
         stream = doc.idToObject.get(f"fontFile:{self.filename}({fontname})")
         if doc.compression and isinstance(stream, PDFStream):
             # reportlab compresses a stream only when no filter is named in its dictionary.
-            stream.content = self.programs[tuple(subset)][1]
+            stream.content = self._program(subset)[1]
             stream.dictionary["Filter"] = PDFArray([PDFName("FlateDecode")])
         return reference
+
+
+class _Codes(dict[int, int]):
+    """A document's character codes in its first font subset, as a :meth:`str.translate` table.
+
+    A character without one translates to U+0100, which Latin-1 cannot encode: the line then
+    goes to reportlab, which assigns the new code.
+    """
+
+    def __missing__(self, char: int) -> int:
+        return 0x100
+
+
+class _KnownCodes(TTFont):
+    """A TrueType font that encodes a line in one pass once its characters have codes.
+
+    reportlab gives each character a code in the document's font subset the first time it is
+    drawn, and then looks every character of every line up again in a Python loop. Once a line's characters all have a code in the first subset
+    (ASCII has from the start, the few others after their first line), the line is encoded
+    with :meth:`str.translate` instead; any other line goes to reportlab, which assigns the
+    new codes. The codes, and so the bytes written, are exactly reportlab's.
+    """
+
+    def __init__(self, name: str, filename: str) -> None:
+        super().__init__(name, filename)
+        # Per document, the codes it has; dropped whenever reportlab may have added some.
+        self._codes: WeakKeyDictionary[Any, _Codes] = WeakKeyDictionary()
+
+    def splitString(
+        self, text: str | bytes, doc: Any, encoding: str = "utf-8"
+    ) -> list[tuple[int, bytes]]:
+        """The line as (subset, codes) runs, as reportlab's, in one pass when it can be."""
+        if text and isinstance(text, str):
+            codes = self._codes.get(doc)
+            if codes is None and (state := self.state.get(doc)) is not None:
+                assigned: dict[int, int] = state.assignments  # type: ignore[attr-defined]
+                codes = _Codes((c, n) for c, n in assigned.items() if n < 256)
+                if 32 in codes:
+                    codes[0xA0] = codes[32]  # reportlab draws a no-break space as a space
+                self._codes[doc] = codes
+            if codes is not None:
+                try:
+                    return [(0, text.translate(codes).encode("latin-1"))]
+                except UnicodeEncodeError:
+                    del self._codes[doc]  # reportlab assigns the new codes
+        result: list[tuple[int, bytes]] = super().splitString(text, doc, encoding)
+        return result
+
+    def addObjects(self, doc: Any) -> None:
+        """Add the document's subsets of this font, as reportlab does.
+
+        Their glyph widths and character maps repeat from one document to the next, so they
+        are formatted and compressed once, not for every document.
+        """
+        super().addObjects(doc)
+        for key, obj in doc.idToObject.items():
+            widths = getattr(obj, "Widths", None)
+            if isinstance(obj, PDFTrueTypeFont) and type(widths) is PDFArray:
+                obj.Widths = _Widths(widths.sequence)  # type: ignore[attr-defined]
+            elif (
+                key.startswith("toUnicodeCMap:")
+                and isinstance(obj, PDFStream)
+                and obj.filters == [PDFZCompress]
+            ):
+                obj.filters = [_KEPT_COMPRESSED]
+
+
+class _Widths(PDFArray):
+    """A subset's glyph widths: numbers, so their PDF text is the same in every document."""
+
+    formatted: _Kept[tuple[object, ...], bytes] = _Kept()
+
+    def format(self, document: Any, IND: bytes = b"\n ") -> bytes:
+        """The widths as reportlab writes them, formatted once for all documents."""
+        return self.formatted.get(
+            (tuple(self.sequence), IND), lambda: super(_Widths, self).format(document, IND)
+        )
+
+
+class _KeptCompression(PDFStreamFilterZCompress):
+    """reportlab's deflate filter, remembering what it compressed (the same maps recur)."""
+
+    compressed: _Kept[str | bytes, bytes] = _Kept()
+
+    def encode(self, text: str | bytes) -> bytes:
+        """The text compressed as reportlab's filter does it."""
+        return self.compressed.get(text, lambda: super(_KeptCompression, self).encode(text))
+
+
+_KEPT_COMPRESSED = _KeptCompression()
 
 
 @cache
@@ -115,12 +244,12 @@ def _fonts() -> dict[str, frozenset[int]]:
     """Register the fonts once per process; each font's name with the code points it can draw."""
     drawable = {}
     for name in (REGULAR, BOLD):
-        font = TTFont(name, str(_font_dir() / f"{name}.ttf"))
+        font = _KnownCodes(name, str(_font_dir() / f"{name}.ttf"))
         # The face reportlab parsed, given the reuse above (parsing it twice costs 0.1 s).
         face = font.face
         face.__class__ = _ReusedSubsets
         assert isinstance(face, _ReusedSubsets)
-        face.programs = OrderedDict()
+        face.programs = _Kept()
         pdfmetrics.registerFont(font)
         drawable[name] = frozenset(font.face.charToGlyph)
     return drawable
@@ -163,6 +292,12 @@ def wrap(text: str, font: str, size: float, width: float) -> tuple[str, ...]:
     lines: list[str] = []
     for part in _drawable(text, font).split("\n"):
         cleaned = part if part.isprintable() else "".join(c if c >= " " else " " for c in part)
+        whole = " ".join(cleaned.split())
+        # Most parts fit on one line: measured once, rather than word by word as reportlab
+        # does. The margin leaves the edge, where the two sums may round apart, to reportlab.
+        if pdfmetrics.stringWidth(whole, font, size) <= width - 0.01:
+            lines.append(whole)
+            continue
         for line in simpleSplit(cleaned, font, size, width) or [""]:
             if pdfmetrics.stringWidth(line, font, size) <= width:
                 lines.append(line)
@@ -191,10 +326,64 @@ def _paginate(paragraphs: tuple[Paragraph, ...]) -> list[list[_Line]]:
     return pages
 
 
+def _placed(doc: PdfDocument) -> list[list[_Line]]:
+    """Every page's lines: the running header, the paragraphs' lines, the footer."""
+    pages = _paginate(doc.paragraphs)
+    header = (_drawable(doc.header, BOLD), BOLD, 8.0, LEFT, PAGE[1] - TOP - 4 * mm)
+    placed = []
+    for number, lines in enumerate(pages, 1):
+        page = f"Page {number} of {len(pages)}"
+        footer = (f"{page} · {doc.footer[0]}", *doc.footer[1:]) if doc.footer else (page,)
+        rows = [
+            (_drawable(row, REGULAR), REGULAR, 6.0, LEFT, 11 * mm - 3 * mm * index)
+            for index, row in enumerate(footer)
+        ]
+        placed.append([header, *lines, *rows])
+    return placed
+
+
+@cache
+def _font(name: str) -> _KnownCodes:
+    font = pdfmetrics.getFont(name)
+    assert isinstance(font, _KnownCodes), name
+    return font
+
+
+def _text_object(canvas: Canvas, lines: Sequence[_Line]) -> str:
+    """A page's lines as one PDF text object (drawing each line on its own costs twice as much).
+
+    These are the operators reportlab's text object writes for ``setFont``, ``moveCursor``
+    and ``textOut``, written here without its bookkeeping for each line (measuring every line
+    again, looking its font up again), which cost more than writing the operators.
+    """
+    # The document the canvas writes: fonts assign their codes per document.
+    pdf = canvas._doc  # type: ignore[attr-defined]
+    _, _, _, x, y = lines[0]
+    ops = ["BT", f"1 0 0 1 {fp_str(x, y)} Tm"]
+    face: tuple[str, float] | None = None
+    font, subset, selected = _font(REGULAR), -1, ""
+    for index, (line, name, size, line_x, line_y) in enumerate(lines):
+        if (name, size) != face:
+            face, font, subset = (name, size), _font(name), -1
+            # reportlab's default leading: 1.2 times the size.
+            selected = f"{fp_str(size)} Tf {fp_str(size * 1.2)} TL"
+        if index:
+            ops.append(f"{fp_str(line_x - x, line_y - y)} Td")
+            x, y = line_x, line_y
+        shown = []
+        for run, codes in font.splitString(line, pdf):
+            if run != subset:
+                subset = run
+                shown.append(f"{font.getSubsetInternalName(run, pdf)} {selected}")
+            shown.append(f"({escapePDF(codes)}) Tj")
+        ops.append(" ".join(shown))
+    ops.append("ET")
+    return " ".join(ops)
+
+
 def render_pdf(doc: PdfDocument) -> bytes:
     """Draw the document; the same document always gives the same bytes."""
     _fonts()
-    pages = _paginate(doc.paragraphs)
     out = io.BytesIO()
     # invariant: no random document id, so equal documents give equal files
     canvas = Canvas(out, pagesize=PAGE, pageCompression=1, invariant=1)
@@ -202,29 +391,8 @@ def render_pdf(doc: PdfDocument) -> bytes:
     canvas.setCreator("Prescreen")
     created = doc.created_at.astimezone(UTC).strftime("D:%Y%m%d%H%M%S+00'00'")
     canvas.setDateFormatter(lambda *_: created)
-    header_y = PAGE[1] - TOP - 4 * mm
-    for number, lines in enumerate(pages, 1):
-        # One text object a page: drawing each line on its own costs twice as much.
-        text = canvas.beginText(LEFT, header_y)
-        text.setFont(BOLD, 8)
-        text.textOut(_drawable(doc.header, BOLD))
-        x, y, face = LEFT, header_y, (BOLD, 8.0)
-        for line, font, size, line_x, line_y in lines:
-            if (font, size) != face:
-                face = font, size
-                text.setFont(font, size)
-            text.moveCursor(line_x - x, y - line_y)
-            x, y = line_x, line_y
-            text.textOut(line)
-        text.setFont(REGULAR, 6)
-        page = f"Page {number} of {len(pages)}"
-        footer = (f"{page} · {doc.footer[0]}", *doc.footer[1:]) if doc.footer else (page,)
-        for index, row in enumerate(footer):
-            row_y = 11 * mm - 3 * mm * index
-            text.moveCursor(LEFT - x, y - row_y)
-            x, y = LEFT, row_y
-            text.textOut(_drawable(row, REGULAR))
-        canvas.drawText(text)
+    for lines in _placed(doc):
+        canvas.addLiteral(_text_object(canvas, lines))
         canvas.showPage()
     canvas.save()
     return out.getvalue()

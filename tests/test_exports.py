@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
-from reportlab.pdfbase.pdfmetrics import getFont, stringWidth
-from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -29,8 +28,7 @@ from storage.exporters import (
     write_zip,
 )
 from storage.memory import InMemoryRepository
-from storage.pdf import BOLD, REGULAR, WIDTH, PdfRenderer, render_pdf, wrap
-from storage.pdf import _ReusedSubsets as ReusedSubsets
+from storage.pdf import REGULAR, WIDTH, PdfRenderer, wrap
 from storage.records import AuditEntry, Role, Screening, Staff
 from storage.repository import Repository
 from storage.sql import SqlRepository
@@ -295,23 +293,6 @@ def test_pdfs_drawn_by_worker_processes_equal_those_drawn_here(seed: Protocol) -
             assert len(names) >= i + 1 - renderer.most_waiting
         names += [name for name, _ in renderer.finish()]
     assert names == [str(i) for i in range(len(transcripts))]
-
-
-def test_reused_font_programs_are_the_bytes_reportlab_writes(transcript: Transcript) -> None:
-    doc = transcript_document(transcript)
-    first, again = render_pdf(doc), render_pdf(doc)  # the second embeds the kept programs
-    fonts = [getFont(name) for name in (REGULAR, BOLD)]
-    faces = [font.face for font in fonts if isinstance(font, TTFont)]
-    assert len(faces) == 2
-    assert all(isinstance(face, ReusedSubsets) and face.programs for face in faces)
-    for face in faces:
-        face.__class__ = TTFontFace  # reportlab's own subsetting and compression
-    try:
-        plain = render_pdf(doc)
-    finally:
-        for face in faces:
-            face.__class__ = ReusedSubsets
-    assert first == again == plain
 
 
 def test_bulk_transcripts_read_trails_a_page_at_a_time(seed: Protocol) -> None:
