@@ -79,6 +79,31 @@ class PdfDocument:
     footer: tuple[str, ...]
     created_at: datetime
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Bulk exports hand thousands of documents to worker processes. Pickled as dataclasses
+        # (one object a paragraph) they cost the exporting process 0.24 ms each, five times
+        # as much as the texts with one byte per paragraph for its style.
+        styles = bytes(_STYLE_NUMBER[p.style] for p in self.paragraphs)
+        texts = tuple(p.text for p in self.paragraphs)
+        return _document, (self.title, self.header, texts, styles, self.footer, self.created_at)
+
+
+_STYLES = tuple(Style)
+_STYLE_NUMBER = {style: number for number, style in enumerate(_STYLES)}
+
+
+def _document(
+    title: str,
+    header: str,
+    texts: tuple[str, ...],
+    styles: bytes,
+    footer: tuple[str, ...],
+    created_at: datetime,
+) -> PdfDocument:
+    """A document from what :meth:`PdfDocument.__reduce__` pickled."""
+    paragraphs = tuple(Paragraph(t, _STYLES[n]) for t, n in zip(texts, styles, strict=True))
+    return PdfDocument(title, header, paragraphs, footer, created_at)
+
 
 def _font_dir() -> Path:
     # DejaVu Sans covers ≤ ≥ × µ ⁹ and the other symbols of lab values; matplotlib ships it.
@@ -164,10 +189,11 @@ class _KnownCodes(TTFont):
     """A TrueType font that encodes a line in one pass once its characters have codes.
 
     reportlab gives each character a code in the document's font subset the first time it is
-    drawn, and then looks every character of every line up again in a Python loop. Once a line's characters all have a code in the first subset
-    (ASCII has from the start, the few others after their first line), the line is encoded
-    with :meth:`str.translate` instead; any other line goes to reportlab, which assigns the
-    new codes. The codes, and so the bytes written, are exactly reportlab's.
+    drawn, and then looks every character of every line up again in a Python loop. Once a
+    line's characters all have a code in the first subset (ASCII has from the start, the few
+    others after their first line), the line is encoded with :meth:`str.translate` instead;
+    any other line goes to reportlab, which assigns the new codes. The codes, and so the
+    bytes written, are exactly reportlab's.
     """
 
     def __init__(self, name: str, filename: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -124,3 +125,8 @@ def test_wrapping_breaks_lines_where_reportlab_does(text: str, style: Style, nar
     font, size, _, _, indent = style.value
     width = (WIDTH - indent) * (1 - narrow)
     assert wrap.__wrapped__(text, font, size, width) == reportlab_wrap(text, font, size, width)
+
+
+def test_a_document_survives_the_trip_to_a_worker_process() -> None:
+    doc = awkward()
+    assert pickle.loads(pickle.dumps(doc)) == doc
