@@ -129,37 +129,39 @@ CSV_COLUMNS = (
 )
 
 
-def transcript_rows(t: Transcript) -> Iterator[dict[str, Any]]:
-    """One CSV row per audit event."""
+def transcript_rows(t: Transcript) -> Iterator[tuple[Any, ...]]:
+    """One CSV row per audit event, its fields in the order of :data:`CSV_COLUMNS`."""
+    code = t.screening.code
     for e in t.events:
         p = e.entry.payload
-        yield {
-            "code": t.screening.code,
-            "seq": e.entry.seq,
-            "at_utc": e.entry.at.isoformat(),
-            "at_local": t.local(e.entry.at).isoformat(),
-            "actor_id": e.entry.actor,
-            "actor_name": e.actor.name,
-            "actor_role": e.actor.role,
-            "kind": e.entry.kind,
-            "question": p.get("question", ""),
-            "raw": p.get("raw", ""),
-            "normalised": p.get("normalised", ""),
-            "previous": p.get("previous_normalised", ""),
-            "reason": p.get("reason", "") or "",
-            "criterion": p.get("criterion", ""),
-            "approve": p.get("approve", ""),
-            "status_after": (p.get("outcome") or {}).get("status", ""),
-            "description": e.description,
-            "hash": e.entry.hash,
-        }
+        yield (
+            code,
+            e.entry.seq,
+            e.entry.at.isoformat(),
+            t.local(e.entry.at).isoformat(),
+            e.entry.actor,
+            e.actor.name,
+            e.actor.role,
+            e.entry.kind,
+            p.get("question", ""),
+            p.get("raw", ""),
+            p.get("normalised", ""),
+            p.get("previous_normalised", ""),
+            p.get("reason", "") or "",
+            p.get("criterion", ""),
+            p.get("approve", ""),
+            (p.get("outcome") or {}).get("status", ""),
+            e.description,
+            e.entry.hash,
+        )
 
 
 def transcript_csv(t: Transcript) -> str:
-    """The transcript's events as CSV text."""
+    """The transcript's events as CSV text, a header row first."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
-    writer.writeheader()
+    # Rows as tuples: a dictionary a row (csv.DictWriter) took twice as long.
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
     writer.writerows(transcript_rows(t))
     return out.getvalue()
 
