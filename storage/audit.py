@@ -99,7 +99,7 @@ def canonical(
     code: str, seq: int, kind: str, payload: dict[str, Any], actor: int | None, at: datetime
 ) -> str:
     """The exact text that is hashed for one event."""
-    return json.dumps(
+    return _CANONICAL.encode(
         {
             "screening": code,
             "seq": seq,
@@ -107,11 +107,13 @@ def canonical(
             "payload": payload,
             "actor": actor,
             "at": at.astimezone(UTC).isoformat(),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+        }
     )
+
+
+# What json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) uses, made once:
+# json.dumps makes a new encoder at every call with options, and an export hashes every event.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def chain_hash(prev_hash: str, text: str) -> str:
