@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     console_user_id: int = 0
     sqlite_checkpoint_seconds: float = Field(default=1.0, ge=0)
     export_workers: int = Field(default=0, ge=0)
+    max_concurrent_updates: int = Field(default=256, ge=1)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -36,6 +36,7 @@ from telegram.request import BaseRequest
 
 from bot.callbacks import Callback, decode
 from bot.i18n import REASONS, t
+from bot.ordering import PerChatUpdateProcessor
 from bot.service import (
     SIGN_MEANING,
     AlreadyProcessed,
@@ -1115,6 +1116,8 @@ def build_application(
         .token(settings.bot_token.get_secret_value())
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
+        # Concurrent across chats, in order within each (see bot.ordering).
+        .concurrent_updates(PerChatUpdateProcessor(settings.max_concurrent_updates))
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)

@@ -37,11 +37,18 @@ class BotWorld:
         return Chat(self.app, self.api, user_id, name, lang)
 
 
-async def start_world(engine: Engine, seed: Protocol, *, rate_limit: bool = False) -> BotWorld:
+async def start_world(
+    engine: Engine,
+    seed: Protocol,
+    *,
+    rate_limit: bool = False,
+    api: FakeBotAPI | None = None,
+    **settings_values: Any,
+) -> BotWorld:
     repo = SqlRepository(engine)
     service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
-    settings = Settings(bot_token="123456:TEST", _env_file=None)
-    api = FakeBotAPI()
+    settings = Settings(bot_token="123456:TEST", _env_file=None, **settings_values)
+    api = api or FakeBotAPI()
     app = build_application(service, settings, request=api, rate_limit=rate_limit)
     world = BotWorld(engine, repo, service, settings, api, app)
 

@@ -66,7 +66,11 @@ class FakeBotAPI(BaseRequest):
                 (value[0], value[1]) for value in (request_data.multipart_data or {}).values()
             ]
         self.calls.append((name, params))
-        return 200, json.dumps({"ok": True, "result": self._result(name, params)}).encode()
+        return 200, json.dumps({"ok": True, "result": await self.answer(name, params)}).encode()
+
+    async def answer(self, name: str, params: dict[str, Any]) -> Any:
+        """The result of one call; a subclass may make it wait (a slow network, a held reply)."""
+        return self._result(name, params)
 
     def _result(self, name: str, params: dict[str, Any]) -> Any:
         if name == "getMe":
