@@ -5,6 +5,11 @@
 Each configuration runs in a process of its own (so peak RSS is its own):
 ``python -m bench.e2e --mode ours --db sqlite --chats 100`` prints one JSON line;
 ``python -m bench.e2e`` runs the whole matrix and prints a table with the ratios.
+
+``python -m bench.e2e --network`` runs the same dialogs with every Bot API call taking
+``--latency-ms`` (20 ms by default), as a real network does, each chat sending its next update
+once the reply to the previous one has arrived: what processing updates concurrently (ours, and
+python-telegram-bot's ``concurrent_updates``) does against processing one at a time (its default).
 """
 
 from __future__ import annotations
@@ -140,10 +145,57 @@ async def drive(
     return latencies
 
 
+class SlowBotAPI(FakeBotAPI):
+    """The fake Bot API with a network's round trip on every call (the event loop runs on)."""
+
+    def __init__(self, latency: float) -> None:
+        super().__init__()
+        self.latency = latency
+
+    async def answer(self, name: str, params: dict[str, Any]) -> Any:
+        await asyncio.sleep(self.latency)
+        return await super().answer(name, params)
+
+
+async def drive_chats(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    api: FakeBotAPI,
+    users: list[int],
+    rounds: int = 1,
+) -> list[tuple[int, float]]:
+    """Every chat at once, each sending its next update when the previous one was processed.
+
+    Updates go through the application's update processor, as polling and the webhook hand
+    them over (one at a time unless the application processes updates concurrently).
+
+    Returns:
+        For each update, its step in :data:`SCRIPT` and its time from sending to processed.
+    """
+    latencies: list[tuple[int, float]] = []
+    processor = app.update_processor
+
+    async def chat(user: int) -> None:
+        for r in range(rounds):
+            for index, (kind, arg) in enumerate(SCRIPT):
+                inbox = api.by_chat.get(user)
+                data = _update(
+                    kind, arg.format(code=f"S-{user}-{r}"), user, inbox[-1] if inbox else None
+                )
+                update = Update.de_json(data, app.bot)
+                started = time.perf_counter()
+                await processor.process_update(update, app.process_update(update))
+                latencies.append((index, time.perf_counter() - started))
+
+    await asyncio.gather(*(chat(user) for user in users))
+    return latencies
+
+
 # --- ours --------------------------------------------------------------------------------------
 
 
-async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
+async def ours(
+    chats: int, db: str, rounds: int, latency: float = 0.0, concurrency: int = 256
+) -> dict[str, Any]:
     from bot.service import ScreeningService
     from bot.settings import DEFAULT_CODE_PATTERN, Settings
     from bot.telegram_bot import build_application
@@ -181,16 +233,18 @@ async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
     for user in users:
         repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
     service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
-    api = FakeBotAPI()
-    app = build_application(
-        service, Settings(bot_token="1:bench", _env_file=None), request=api, rate_limit=False
-    )
+    api = SlowBotAPI(latency) if latency else FakeBotAPI()
+    settings = Settings(bot_token="1:bench", max_concurrent_updates=concurrency, _env_file=None)
+    app = build_application(service, settings, request=api, rate_limit=False)
     await app.initialize()
     await app.start()
     try:
         with checkpointer:
             started = time.perf_counter()
-            latencies = await drive(app, api, users, rounds)
+            if latency:
+                latencies = await drive_chats(app, api, users, rounds)
+            else:
+                latencies = await drive(app, api, users, rounds)
             await app.stop()
             wall = time.perf_counter() - started
         signed = sum(
@@ -213,9 +267,13 @@ async def ours(chats: int, db: str, rounds: int) -> dict[str, Any]:
 
 
 def baseline_app(
-    api: FakeBotAPI, persistence_path: Path | None
+    api: FakeBotAPI, persistence_path: Path | None, concurrency: int = 1
 ) -> Application[Any, Any, Any, Any, Any, Any]:
-    """A ConversationHandler with one state per question, answers kept in ``user_data``."""
+    """A ConversationHandler with one state per question, answers kept in ``user_data``.
+
+    ``concurrency`` > 1 turns on python-telegram-bot's ``concurrent_updates`` (which keeps no
+    order within a chat; the benchmark's chats never send before their reply has arrived).
+    """
     from flows.loader import BUNDLED_DIR, load_protocol
     from flows.schema import ChoiceQuestion, YesNoQuestion
 
@@ -282,6 +340,7 @@ def baseline_app(
         persistent=persistence_path is not None,
     )
     builder = ApplicationBuilder().token("1:bench").request(api).get_updates_request(api)
+    builder = builder.concurrent_updates(concurrency if concurrency > 1 else False)
     if persistence_path is not None:
         builder = builder.persistence(PicklePersistence(persistence_path, update_interval=1))
     app = builder.build()
@@ -289,15 +348,21 @@ def baseline_app(
     return app
 
 
-async def baseline(chats: int, pickle: bool, rounds: int) -> dict[str, Any]:
-    api = FakeBotAPI()
+async def baseline(
+    chats: int, pickle: bool, rounds: int, latency: float = 0.0, concurrency: int = 1
+) -> dict[str, Any]:
+    api = SlowBotAPI(latency) if latency else FakeBotAPI()
     path = Path(tempfile.mkdtemp(prefix="prescreen-bench-")) / "state.pickle" if pickle else None
-    app = baseline_app(api, path)
+    app = baseline_app(api, path, concurrency)
     await app.initialize()
     await app.start()  # runs the persistence's periodic flush
     try:
+        users = [100_000 + i for i in range(chats)]
         started = time.perf_counter()
-        latencies = await drive(app, api, [100_000 + i for i in range(chats)], rounds)
+        if latency:
+            latencies = await drive_chats(app, api, users, rounds)
+        else:
+            latencies = await drive(app, api, users, rounds)
         await app.stop()  # the last flush: only now is every answer on disk
         wall = time.perf_counter() - started
     finally:
@@ -325,12 +390,22 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def one(mode: str, db: str, chats: int, rounds: int) -> dict[str, Any]:
+def one(
+    mode: str, db: str, chats: int, rounds: int, latency: float = 0.0, concurrency: int = 0
+) -> dict[str, Any]:
+    """One configuration's run, summarised (``concurrency`` 0: each side's default)."""
     if mode == "ours":
-        raw = asyncio.run(ours(chats, db, rounds))
+        raw = asyncio.run(ours(chats, db, rounds, latency, concurrency or 256))
     else:
-        raw = asyncio.run(baseline(chats, mode == "pickle", rounds))
-    return {"mode": mode, "db": db if mode == "ours" else "-", "chats": chats, **summarise(raw)}
+        raw = asyncio.run(baseline(chats, mode == "pickle", rounds, latency, concurrency or 1))
+    return {
+        "mode": mode,
+        "db": db if mode == "ours" else "-",
+        "chats": chats,
+        "concurrency": concurrency or (256 if mode == "ours" else 1),
+        "latency_ms": latency * 1000,
+        **summarise(raw),
+    }
 
 
 def rounds_for(chats: int) -> int:
@@ -393,6 +468,58 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def network_matrix(dbs: list[str], latency_ms: float) -> list[dict[str, Any]]:
+    """The dialogs over a slow network: one update at a time against concurrently.
+
+    One update at a time, the throughput is the round trips' and does not depend on the number
+    of chats (at 1,000 chats a run would take twenty minutes): those run at 100 chats only.
+    """
+    configs = [
+        (100, "memory", "-", 1),
+        (100, "memory", "-", 256),
+        (100, "ours", "sqlite", 1),
+        *((100, "ours", db, 256) for db in dbs),
+        (1000, "memory", "-", 256),
+        *((1000, "ours", db, 256) for db in dbs),
+    ]
+    rows = []
+    for chats, mode, db, concurrency in configs:
+        command = [sys.executable, "-m", "bench.e2e", "--mode", mode, "--db", db]
+        command += ["--chats", str(chats), "--concurrency", str(concurrency)]
+        command += ["--latency-ms", str(latency_ms)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"  {mode} {db} {chats} chats, {concurrency} at once", file=sys.stderr)
+    return rows
+
+
+def network_table(rows: list[dict[str, Any]]) -> str:
+    sequential = next(r for r in rows if r["mode"] == "memory" and r["concurrency"] == 1)
+    lines = [
+        "| chats | configuration | updates at once | answers/s | p50 ms | p99 ms | peak RSS MB | "
+        "vs ConversationHandler one at a time | vs ConversationHandler concurrent |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        concurrent = next(
+            r
+            for r in rows
+            if r["mode"] == "memory" and r["concurrency"] > 1 and r["chats"] == row["chats"]
+        )
+        name = (
+            "ConversationHandler, in memory"
+            if row["mode"] == "memory"
+            else DB_NAMES.get(row["db"], row["db"])
+        )
+        lines.append(
+            f"| {row['chats']} | {name} | {row['concurrency']} | {row['answers_per_s']:.0f} | "
+            f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['peak_rss_mb']:.0f} | "
+            f"{row['answers_per_s'] / sequential['answers_per_s']:.1f}× | "
+            f"{row['answers_per_s'] / concurrent['answers_per_s']:.2f}× |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=["ours", "memory", "pickle"])
@@ -401,11 +528,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--matrix", default="1,100,1000")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration")
+    parser.add_argument(
+        "--network", action="store_true", help="every Bot API call takes --latency-ms"
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="updates at once (0: each side's default)"
+    )
     args = parser.parse_args()
     if args.mode:
-        print(json.dumps(one(args.mode, args.db, args.chats, args.rounds)))
+        latency = args.latency_ms / 1000
+        print(
+            json.dumps(one(args.mode, args.db, args.chats, args.rounds, latency, args.concurrency))
+        )
         return
     dbs = ["sqlite"] + (["postgres"] if os.environ.get("PRESCREEN_BENCH_POSTGRES_URL") else [])
+    if args.network:
+        print(network_table(network_matrix(dbs, args.latency_ms or 20.0)))
+        return
     dbs.append("memory")  # a diagnostic row: the bot's own cost, without a database
     print(table(matrix([int(c) for c in args.matrix.split(",")], dbs, args.repeat)))
 

@@ -139,7 +139,7 @@ async def test_a_tap_and_a_command_right_after_it_run_in_order(
     chat = held.chat(ALICE)
     await chat.send("/new ORD-001")
     message, data = chat.button("Yes")
-    # The tap is held before anything is recorded (at its answer to Telegram).
+    # Telegram is slow to take the tap's answer.
     gate = api.held_methods["answerCallbackQuery"] = asyncio.Event()
     press = {
         "update_id": next(_ids),
@@ -155,10 +155,13 @@ async def test_a_tap_and_a_command_right_after_it_run_in_order(
     sent_before = len(api.sent)
     await queue.put(Update.de_json(press, held.app.bot))
     await queue.put(Update.de_json(_message(ALICE, "/status"), held.app.bot))
-    await _until(lambda: "answerCallbackQuery" in api.begun, api)
+    # The tap's next question goes out while its answer to Telegram is still on its way, but
+    # the tap is not done until that answer is: /status waits for it.
+    await _until(lambda: len(api.sent) > sent_before, api)
     for _ in range(20):  # give /status every chance to overtake
         await asyncio.sleep(0)
-    assert len(api.sent) == sent_before, "/status waits for the tap"
+    assert "answerCallbackQuery" in api.begun and not gate.is_set()
+    assert len(api.sent) == sent_before + 1, "/status waits for the tap"
     gate.set()
     await queue.join()
     kinds = [e.kind for e in held.repo.audit_events("ORD-001")]
@@ -167,6 +170,39 @@ async def test_a_tap_and_a_command_right_after_it_run_in_order(
     replies = [m["text"] for m in api.sent[sent_before:]]
     assert len(replies) == 2
     assert "Question 2 of" in replies[0] and "Question 2 of" in replies[1]
+    await _stop(held)
+
+
+async def test_a_tap_is_recorded_and_followed_while_telegram_takes_its_answer(
+    world: BotWorld, seed: Protocol
+) -> None:
+    """Answering the tap and removing its buttons travel while the answer is recorded."""
+    held, api = await _world(world, seed)
+    chat = held.chat(ALICE)
+    await chat.send("/new ORD-002")
+    answered = api.held_methods["answerCallbackQuery"] = asyncio.Event()
+    removed = api.held_methods["editMessageReplyMarkup"] = asyncio.Event()
+    message, data = chat.button("Yes")
+    press = {
+        "update_id": next(_ids),
+        "callback_query": {
+            "id": str(next(_ids)),
+            "from": chat.user,
+            "chat_instance": "1",
+            "data": data,
+            "message": message,
+        },
+    }
+    begun = len(api.begun)
+    await held.app.update_queue.put(Update.de_json(press, held.app.bot))
+    await _until(lambda: "Question 2 of" in chat.last_text(), api)
+    # Both were sent first, and are still on their way.
+    assert api.begun[begun:] == ["answerCallbackQuery", "editMessageReplyMarkup", "sendMessage"]
+    assert not answered.is_set() and not removed.is_set()
+    kinds = [e.kind for e in held.repo.audit_events("ORD-002")]
+    assert kinds.count("answer_recorded") == 1
+    answered.set()
+    removed.set()
     await _stop(held)
 
 
