@@ -793,11 +793,11 @@ class PrescreenBot:
             await query.answer(t("outdated_short", lang))
             await self.send(update, context, t("other_screening", lang, code=screening.code))
             return
-        # Answering the tap and removing the spent buttons need nothing from the database: they
-        # travel to Telegram while the answer is recorded, and the next question follows them
-        # a round trip later instead of three.
+        # Answering the tap and removing the spent buttons need nothing from the database, so
+        # they do not wait for each other or for the next question: all three travel to
+        # Telegram together (they start at the handler's first wait, when the answer is
+        # recorded), and the next question arrives one round trip after the tap, not three.
         spent = asyncio.gather(query.answer(), _remove_keyboard(query))
-        await asyncio.sleep(0)  # let them start before the recording holds the event loop
         try:
             await self._act(update, context, screening, data)
         finally:
