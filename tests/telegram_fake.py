@@ -34,6 +34,7 @@ class FakeBotAPI(BaseRequest):
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.sent: list[dict[str, Any]] = []  # messages the bot sent, as Telegram returns them
         self.by_chat: dict[int, list[dict[str, Any]]] = {}  # the same, per chat
+        self._by_id: dict[tuple[int, int], dict[str, Any]] = {}  # the same, by (chat, message)
         self._ids = itertools.count(1)
 
     async def initialize(self) -> None:
@@ -90,7 +91,21 @@ class FakeBotAPI(BaseRequest):
                 message["reply_markup"] = json.loads(markup) if isinstance(markup, str) else markup
             self.sent.append(message)
             self.by_chat.setdefault(message["chat"]["id"], []).append(message)
+            self._by_id[message["chat"]["id"], message["message_id"]] = message
             return message
+        if name == "editMessageReplyMarkup" and "message_id" in params:
+            # Telegram returns the edited message. The history keeps it as it was sent, so that
+            # a test can still tap a spent button to check that it records nothing.
+            sent = self._by_id.get((int(params["chat_id"]), int(params["message_id"])))
+            if sent is not None:
+                edited = {key: value for key, value in sent.items() if key != "reply_markup"}
+                edited["edit_date"] = int(time.time())
+                if "reply_markup" in params:
+                    markup = params["reply_markup"]
+                    edited["reply_markup"] = (
+                        json.loads(markup) if isinstance(markup, str) else markup
+                    )
+                return edited
         return True
 
     def methods(self, name: str) -> list[dict[str, Any]]:
