@@ -17,7 +17,7 @@ from telegram import Update
 from bot.ordering import PerChatUpdateProcessor, ordering_keys
 from flows import Protocol
 from tests.bot_fixtures import ALICE, CHEN, BotWorld, start_world
-from tests.telegram_fake import FakeBotAPI
+from tests.telegram_fake import Chat, FakeBotAPI
 
 _ids = itertools.count(50_000)
 
@@ -62,6 +62,13 @@ def _message(user: int, text: str, chat: dict[str, Any] | None = None) -> dict[s
     return {"update_id": next(_ids), "message": message}
 
 
+def _tap(chat: Chat, label: str) -> dict[str, Any]:
+    """A tap on the newest button ``label`` in the chat, as an update (not yet delivered)."""
+    message, data = chat.button(label)
+    query = {"id": str(next(_ids)), "from": chat.user, "chat_instance": "1", "data": data}
+    return {"update_id": next(_ids), "callback_query": {**query, "message": message}}
+
+
 async def _until(condition: Any, api: HeldBotAPI) -> None:
     """Wait (at most 5 s) until ``condition()`` holds, re-checking after every Bot API call."""
 
@@ -79,6 +86,16 @@ async def _world(world: BotWorld, seed: Protocol, **settings: Any) -> tuple[BotW
     held = await start_world(world.engine, seed, api=api, **settings)
     await held.app.start()
     return held, api
+
+
+async def _screening(
+    world: BotWorld, seed: Protocol, code: str
+) -> tuple[BotWorld, HeldBotAPI, Chat]:
+    """The held bot, with Alice's screening ``code`` started at its first question."""
+    held, api = await _world(world, seed)
+    chat = held.chat(ALICE)
+    await chat.send(f"/new {code}")
+    return held, api, chat
 
 
 async def _stop(world: BotWorld) -> None:
@@ -135,22 +152,10 @@ async def test_a_tap_and_a_command_right_after_it_run_in_order(
     world: BotWorld, seed: Protocol
 ) -> None:
     """A coordinator who taps and types faster than the replies arrive: in the order sent."""
-    held, api = await _world(world, seed)
-    chat = held.chat(ALICE)
-    await chat.send("/new ORD-001")
-    message, data = chat.button("Yes")
+    held, api, chat = await _screening(world, seed, "ORD-001")
+    press = _tap(chat, "Yes")
     # Telegram is slow to take the tap's answer.
     gate = api.held_methods["answerCallbackQuery"] = asyncio.Event()
-    press = {
-        "update_id": next(_ids),
-        "callback_query": {
-            "id": str(next(_ids)),
-            "from": chat.user,
-            "chat_instance": "1",
-            "data": data,
-            "message": message,
-        },
-    }
     queue = held.app.update_queue
     sent_before = len(api.sent)
     await queue.put(Update.de_json(press, held.app.bot))
@@ -177,22 +182,10 @@ async def test_a_tap_is_recorded_and_followed_while_telegram_takes_its_answer(
     world: BotWorld, seed: Protocol
 ) -> None:
     """Answering the tap and removing its buttons do not hold up the next question."""
-    held, api = await _world(world, seed)
-    chat = held.chat(ALICE)
-    await chat.send("/new ORD-002")
+    held, api, chat = await _screening(world, seed, "ORD-002")
     answered = api.held_methods["answerCallbackQuery"] = asyncio.Event()
     removed = api.held_methods["editMessageReplyMarkup"] = asyncio.Event()
-    message, data = chat.button("Yes")
-    press = {
-        "update_id": next(_ids),
-        "callback_query": {
-            "id": str(next(_ids)),
-            "from": chat.user,
-            "chat_instance": "1",
-            "data": data,
-            "message": message,
-        },
-    }
+    press = _tap(chat, "Yes")
     begun = len(api.begun)
     await held.app.update_queue.put(Update.de_json(press, held.app.bot))
     await _until(lambda: "Question 2 of" in chat.last_text(), api)
