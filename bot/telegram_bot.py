@@ -201,13 +201,13 @@ class PrescreenBot:
         visitor = self.repo.visitor(user.id, update.update_id)
         if visitor.seen:
             if update.callback_query:
-                await update.callback_query.answer()
+                await _acknowledge(update.callback_query)
             raise ApplicationHandlerStop
         staff = visitor.staff
         if staff is None or not staff.active:
             text = t("stranger", self.lang(update, context), id=user.id)
             if update.callback_query:
-                await update.callback_query.answer(text[:200], show_alert=True)
+                await _acknowledge(update.callback_query, text[:200], alert=True)
             elif update.effective_chat:
                 await self.send(update, context, text)
             raise ApplicationHandlerStop
@@ -753,25 +753,25 @@ class PrescreenBot:
         lang, staff = self.lang(update, context), self.staff(context)
         data = decode(query.data)
         if data is None:
-            await query.answer(t("outdated_short", lang))
+            await _acknowledge(query, t("outdated_short", lang))
             return
         if data.action == "l":
             _user_data(context)["lang"] = data.arg
-            await query.answer()
+            await _acknowledge(query)
             await self.send(update, context, t("language_set", as_lang(data.arg)))
             return
         if data.action == "t":
-            await query.answer()
+            await _acknowledge(query)
             protocol = self.service.catalog.current()[int(data.arg)]
             _chat_data(context)["await"] = {"kind": "code", "protocol": protocol.digest}
             await self.send(update, context, t("ask_code", lang))
             return
         screening = self.screening(context, data.screening_id)
         if screening is None or not can_access(staff, screening):
-            await query.answer(t("not_yours", lang, code="?"), show_alert=True)
+            await _acknowledge(query, t("not_yours", lang, code="?"), alert=True)
             return
         if data.action in {"m", "o"}:  # opening a screening: any revision will do
-            await query.answer()
+            await _acknowledge(query)
             if data.action == "m":
                 self.repo.set_current_screening(staff.telegram_id, screening.id)
                 await self.show(update, context, screening)
@@ -782,22 +782,22 @@ class PrescreenBot:
             if self.repo.seen_update(update.update_id):
                 # This very tap was just recorded by another process (a redelivery raced the
                 # first delivery): it is not outdated, it is done. Say nothing more.
-                await query.answer()
+                await _acknowledge(query)
                 return
-            await query.answer(t("outdated_short", lang))
+            await _acknowledge(query, t("outdated_short", lang))
             await self.show(update, context, screening, t("outdated", lang, code=screening.code))
             return
         if data.action != "d" and screening.id != staff.current_screening_id:
             # A button left in the chat from a screening put aside: acting on it would change a
             # screening the coordinator is not looking at. (Decisions come from /review.)
-            await query.answer(t("outdated_short", lang))
+            await _acknowledge(query, t("outdated_short", lang))
             await self.send(update, context, t("other_screening", lang, code=screening.code))
             return
         # Answering the tap and removing the spent buttons need nothing from the database, so
         # they do not wait for each other or for the next question: all three travel to
         # Telegram together (they start at the handler's first wait, when the answer is
         # recorded), and the next question arrives one round trip after the tap, not three.
-        spent = asyncio.gather(query.answer(), _remove_keyboard(query))
+        spent = asyncio.gather(_acknowledge(query), _remove_keyboard(query))
         try:
             await self._act(update, context, screening, data)
         finally:
@@ -1099,6 +1099,18 @@ def _ago(delta: Any) -> str:
     if minutes < 48 * 60:
         return f"{minutes // 60} h"
     return f"{minutes // (24 * 60)} d"
+
+
+async def _acknowledge(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
+    """Tell Telegram the tap was received (the app stops its spinner), with a short notice.
+
+    The tap is handled whether or not this succeeds: a tap delivered late (after an outage)
+    has an expired query, which Telegram refuses to answer, and that is no error of the tap.
+    """
+    try:
+        await query.answer(text, show_alert=True if alert else None)
+    except TelegramError as exc:
+        log.info("could not acknowledge tap %s: %s", query.id, exc)
 
 
 async def _remove_keyboard(query: CallbackQuery) -> None:

@@ -36,6 +36,8 @@ class FakeBotAPI(BaseRequest):
         self.by_chat: dict[int, list[dict[str, Any]]] = {}  # the same, per chat
         self._by_id: dict[tuple[int, int], dict[str, Any]] = {}  # the same, by (chat, message)
         self._ids = itertools.count(1)
+        # Methods Telegram refuses, with its description (``Bad Request: …``).
+        self.failures: dict[str, str] = {}
 
     async def initialize(self) -> None:
         """Nothing to open."""
@@ -67,6 +69,9 @@ class FakeBotAPI(BaseRequest):
                 (value[0], value[1]) for value in (request_data.multipart_data or {}).values()
             ]
         self.calls.append((name, params))
+        if name in self.failures:
+            error = {"ok": False, "error_code": 400, "description": self.failures[name]}
+            return 400, json.dumps(error).encode()
         return 200, json.dumps({"ok": True, "result": await self.answer(name, params)}).encode()
 
     async def answer(self, name: str, params: dict[str, Any]) -> Any:

@@ -213,6 +213,26 @@ async def test_stale_button_records_nothing(world: BotWorld) -> None:
     assert len(answered) == alice.actions - 1  # every button press was answered
 
 
+async def test_a_late_tap_telegram_no_longer_acknowledges_is_still_recorded(
+    world: BotWorld,
+) -> None:
+    """After an outage, taps arrive with expired queries: answering them fails, harmlessly."""
+    alice = world.chat(ALICE)
+    await alice.send("/new S-115")
+    first_question = alice.last_message()
+    world.api.failures["answerCallbackQuery"] = (
+        "Bad Request: query is too old and response timeout expired or query id is invalid"
+    )
+    reply = await alice.press("Yes")
+    assert len(reply) == 1 and "Question 2 of" in reply[0]  # no apology after it
+    assert [e.kind for e in world.repo.audit_events("S-115")].count("answer_recorded") == 1
+    # A late tap on a spent button: still told it is outdated, nothing recorded.
+    reply = await alice.press("No", message=first_question)
+    assert len(reply) == 1 and "That button is outdated; nothing was recorded." in reply[0]
+    assert [e.kind for e in world.repo.audit_events("S-115")].count("answer_recorded") == 1
+    # (the fixture fails the test if a handler raised)
+
+
 async def test_duplicate_update_is_processed_once(world: BotWorld) -> None:
     alice = world.chat(ALICE)
     await alice.send("/new S-109")
