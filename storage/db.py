@@ -42,7 +42,14 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        # The most recently returned connection is handed out first (LIFO): one process's
+        # updates then run on one connection, whose page cache its own commits keep valid.
+        # With the default FIFO, a second pooled connection (opened once when the WAL
+        # checkpointer overlapped an update) took every other update, and each found its
+        # cache outdated by the other's last write: reading the visitor took 67 µs, not 53.
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, pool_use_lifo=True, **kwargs
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -79,3 +79,20 @@ def test_only_the_serving_bot_checkpoints_in_the_background(tmp_path: Path) -> N
     assert autocheckpoint(True) == (True, 0)
     assert autocheckpoint(False) == (False, 1000)  # a CLI command: SQLite's own default
     assert autocheckpoint(True, seconds=0) == (False, 1000)
+
+
+def test_after_an_overlap_updates_keep_to_one_connection(tmp_path: Path) -> None:
+    # The checkpointer's connection overlapping an update leaves two in the pool; handing out
+    # the most recently returned one keeps one process's updates on one connection (whose
+    # page cache its own commits keep valid) instead of alternating between the two.
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    first, second = engine.raw_connection(), engine.raw_connection()
+    first.close()
+    second.close()
+    used = set()
+    for _ in range(4):
+        connection = engine.raw_connection()
+        used.add(id(connection.dbapi_connection))
+        connection.close()
+    assert len(used) == 1
+    engine.dispose()
