@@ -16,12 +16,55 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Dialect, Engine
+from sqlalchemy import DateTime, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any] | None
+_NOTHING = object()
+
+
+def _remembering(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` with its last conversion remembered (for immutable values only)."""
+    last: list[tuple[Any, Any]] = [(_NOTHING, None)]
+
+    def process(value: Any) -> Any:
+        seen, converted = last[0]  # one tuple, read and replaced whole: safe across threads
+        if value is seen:
+            return converted
+        converted = convert(value)
+        last[0] = (value, converted)
+        return converted
+
+    return process
+
+
+class Processors:
+    """Bind processors for one dialect's statements, shared among them.
+
+    Timestamps' processors remember their last conversion: a transaction binds its one
+    timestamp to several statements (the update claimed, the answer, each audit event, the
+    screening row), and converting it (to UTC, then to SQLite's text) anew for each cost
+    more than running some of those statements.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._timestamps: dict[str, Processor] = {}
+
+    def bind(self, type_: TypeEngine[Any]) -> Processor:
+        """The bind processor of ``type_`` (``None``: the driver takes values as they are)."""
+        processor = type_.dialect_impl(self.dialect).bind_processor(self.dialect)
+        impl = getattr(type_, "impl", type_)  # a TypeDecorator's underlying type
+        if processor is None or not isinstance(impl, DateTime):
+            return processor
+        # Types that print alike convert alike (``UTCDateTime(timezone=True)``).
+        shared = self._timestamps.get(repr(type_))
+        if shared is None:
+            shared = self._timestamps[repr(type_)] = _remembering(processor)
+        return shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +144,10 @@ class Prepared:
 
 
 def prepare(
-    statement: ClauseElement, dialect: Dialect, returning: Sequence[ColumnElement[Any]] = ()
+    statement: ClauseElement,
+    dialect: Dialect,
+    returning: Sequence[ColumnElement[Any]] = (),
+    processors: Processors | None = None,
 ) -> Prepared:
     """Compile ``statement`` for ``dialect`` with its parameters' and columns' processors.
 
@@ -111,13 +157,13 @@ def prepare(
         dialect: The engine's dialect.
         returning: The columns of an ``INSERT … RETURNING`` (a query's own columns are used
             otherwise).
+        processors: Bind processors shared with the statements run in the same transactions
+            (of ``dialect``); the statement's own otherwise.
     """
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
-    binds = {
-        name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-        for bind, name in compiled.bind_names.items()
-    }
+    processors = processors or Processors(dialect)
+    binds = {name: processors.bind(bind.type) for bind, name in compiled.bind_names.items()}
     names = tuple(compiled.positiontup or ()) if compiled.positional else None
     columns: tuple[str, ...] = ()
     results: tuple[Processor, ...] = ()

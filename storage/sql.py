@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -41,7 +42,8 @@ from flows.values import LabResult, Quantity, value_from_json, value_to_json
 from storage.audit import GENESIS, next_link, step_events
 from storage.db import writer
 from storage.memory import utc_now
-from storage.prepared import Prepared, driver_connection, prepare
+from storage.prepared import Prepared, Processors, driver_connection
+from storage.prepared import prepare as prepare_statement
 from storage.records import (
     AnswerEntry,
     AuditEntry,
@@ -148,6 +150,9 @@ class _Hot:
     """The statements every update runs, compiled once for the engine's dialect."""
 
     def __init__(self, dialect: Dialect) -> None:
+        # One set of bind processors for all of them: see :class:`storage.prepared.Processors`.
+        self.processors = Processors(dialect)
+        prepare = partial(prepare_statement, processors=self.processors)
         locked = select(*(SCREENING.c[name] for name in _LOCKED)).where(
             SCREENING.c.id == bindparam("sid")
         )
@@ -287,7 +292,9 @@ class _Hot:
                 )
                 .values({name: bindparam(f"p_{name}") for name in columns})
             )
-            prepared = self._advance[columns] = prepare(statement, self.dialect)
+            prepared = self._advance[columns] = prepare_statement(
+                statement, self.dialect, processors=self.processors
+            )
         return prepared
 
 
