@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -17,6 +18,15 @@ from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
+
+
+def json_dumps(value: Any) -> str:
+    """JSON columns' text: ``json.dumps`` does the same several times slower.
+
+    Every answer writes the screening's state snapshot, its answer and audit events as JSON.
+    Non-string keys become strings, as with ``json.dumps``.
+    """
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class SchemaOutdated(RuntimeError):
@@ -39,6 +49,7 @@ def make_engine(
     after the database restarts).
     """
     parsed = make_url(url)
+    kwargs = {"json_serializer": json_dumps, "json_deserializer": orjson.loads, **kwargs}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

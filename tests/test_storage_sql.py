@@ -363,3 +363,31 @@ def test_processes_starting_together_store_protocol_and_staff_once(
     assert errors == []
     assert repos[0].load_protocol(seed.digest) == seed
     assert repos[0].list_staff() == [Staff(ALICE, "Admin", Role.ADMIN)]
+
+
+def test_statements_share_timestamp_conversions_but_never_a_stale_one(engine: Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from storage.prepared import Processors
+    from storage.tables import AnswerRow, ScreeningRow
+
+    processors = Processors(engine.dialect)
+    given_at = processors.bind(AnswerRow.__table__.c.given_at.type)  # type: ignore[attr-defined]
+    updated_at = processors.bind(ScreeningRow.__table__.c.updated_at.type)  # type: ignore[attr-defined]
+    assert given_at is updated_at  # one transaction's timestamp is converted once
+    own = ScreeningRow.__table__.c.updated_at.type.dialect_impl(engine.dialect)  # type: ignore[attr-defined]
+    convert = own.bind_processor(engine.dialect) or (lambda value: value)
+    first = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    later = first + timedelta(microseconds=1)
+    assert given_at is not None
+    for value in (first, first, later, first, datetime(2026, 3, 1, 10, 30, tzinfo=UTC)):
+        assert given_at(value) == convert(value)
+
+
+def test_json_columns_hold_what_the_standard_library_would() -> None:
+    import json
+
+    from storage.db import json_dumps
+
+    value = {"answers": {"hb": {"value": "9.5", "unit": "g/dL"}}, 3: ["张", None, True, 1.25]}
+    assert json.loads(json_dumps(value)) == json.loads(json.dumps(value))
