@@ -430,12 +430,18 @@ def matrix(chat_counts: list[int], dbs: list[str], repeat: int) -> list[dict[str
             command = [sys.executable, "-m", "bench.e2e", "--mode", mode, "--db", db]
             command += ["--chats", str(chats), "--rounds", str(rounds_for(chats))]
             out = subprocess.run(command, capture_output=True, text=True, check=True)
-            runs[chats, mode, db].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"  run {attempt + 1}/{repeat}: {mode} {db} {chats} chats", file=sys.stderr)
+            run = json.loads(out.stdout.strip().splitlines()[-1])
+            runs[chats, mode, db].append(run)
+            print(
+                f"  run {attempt + 1}/{repeat}: {mode} {db} {chats} chats: "
+                f"{run['answers_per_s']:.0f} answers/s",
+                file=sys.stderr,
+            )
     rows = []
     for config in configs:
         ordered = sorted(runs[config], key=lambda r: r["answers_per_s"])
-        rows.append({**ordered[len(ordered) // 2], "runs": len(ordered)})
+        spread = (ordered[0]["answers_per_s"], ordered[-1]["answers_per_s"])
+        rows.append({**ordered[len(ordered) // 2], "runs": len(ordered), "spread": spread})
     return rows
 
 
@@ -448,9 +454,9 @@ DB_NAMES = {
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| chats | configuration | answers/s | p50 ms | p99 ms | peak RSS MB | "
-        "vs in-memory | vs pickle |",
-        "|---|---|---|---|---|---|---|---|",
+        "| chats | configuration | answers/s | slowest–fastest run | p50 ms | p99 ms | "
+        "peak RSS MB | vs in-memory | vs pickle |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         same = {r["mode"]: r for r in rows if r["chats"] == row["chats"]}
@@ -462,7 +468,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         }.get(row["mode"], DB_NAMES.get(row["db"], row["db"]))
         lines.append(
             f"| {row['chats']} | {name} | {row['answers_per_s']:.0f} | "
-            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['peak_rss_mb']:.0f} | "
+            f"{row['spread'][0]:.0f}–{row['spread'][1]:.0f} | {row['p50_ms']:.2f} | "
+            f"{row['p99_ms']:.2f} | {row['peak_rss_mb']:.0f} | "
             f"{ratio_mem:.2f}× | {ratio_pickle:.2f}× |"
         )
     return "\n".join(lines)
