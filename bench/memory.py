@@ -62,9 +62,7 @@ async def rounds(
     """Complete ``ROUNDS`` screenings per chat, sampling peak RSS every 1,000."""
     for r in range(ROUNDS):
         await drive(app, api, users, rounds=1, first_round=r)
-        api.calls.clear()
-        api.sent.clear()
-        api.by_chat.clear()
+        api.forget()  # the fake Bot API's history is not the bot's memory
         if (r + 1) * CHATS % 1000 == 0:
             samples.append(((r + 1) * CHATS, rss_mb()))
             print(

@@ -112,6 +112,13 @@ class FakeBotAPI(BaseRequest):
                 return edited
         return True
 
+    def forget(self) -> None:
+        """Drop every call and message recorded so far (a long benchmark's memory)."""
+        self.calls.clear()
+        self.sent.clear()
+        self.by_chat.clear()
+        self._by_id.clear()
+
     def methods(self, name: str) -> list[dict[str, Any]]:
         """Parameters of every call of one method."""
         return [p for n, p in self.calls if n == name]
