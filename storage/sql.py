@@ -7,6 +7,7 @@ through them and ORM object loading would cost more than the statements themselv
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -308,6 +309,7 @@ class SqlRepository:
         self._hot = _Hot(engine.dialect)
         self._stored_protocols: set[str] = set()  # digests known to be in the database
         self._decoded: dict[int, Screening] = {}  # see :meth:`_recent`
+        self._decoded_lock = threading.Lock()  # the bot may call from several threads
 
     def _read(self, statement: Prepared, **values: Any) -> dict[str, Any] | None:
         """The first row of a prepared query."""
@@ -339,11 +341,12 @@ class SqlRepository:
     def _remember(self, screening: Screening) -> Screening:
         """Keep an open screening for :meth:`_recent` (a closed one is let go); returns it."""
         cache = self._decoded
-        cache.pop(screening.id, None)  # most recently used last
-        if screening.unfinished:
-            cache[screening.id] = screening
-            if len(cache) > CACHED_SCREENINGS:
-                del cache[next(iter(cache))]
+        with self._decoded_lock:
+            cache.pop(screening.id, None)  # most recently used last
+            if screening.unfinished:
+                cache[screening.id] = screening
+                if len(cache) > CACHED_SCREENINGS:
+                    del cache[next(iter(cache))]
         return screening
 
     def get_staff(self, telegram_id: int) -> Staff | None:
