@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     sqlite_checkpoint_seconds: float = Field(default=1.0, ge=0)
     export_workers: int = Field(default=0, ge=0)
     max_concurrent_updates: int = Field(default=256, ge=1)
+    database_threads: int | None = Field(default=None, ge=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -58,6 +59,18 @@ class Settings(BaseSettings):
     def pdf_workers(self) -> int:
         """Processes drawing PDFs in a bulk export: the setting, or one per CPU core."""
         return self.export_workers or os.cpu_count() or 1
+
+    @property
+    def db_threads(self) -> int:
+        """Threads running database calls off the event loop.
+
+        The setting, else 4 on PostgreSQL (whose every statement is a round trip the loop
+        would wait for) and none on SQLite (whose statements take microseconds and whose
+        writers queue for one lock anyway).
+        """
+        if self.database_threads is not None:
+            return self.database_threads
+        return 0 if self.is_sqlite else 4
 
     @property
     def is_sqlite(self) -> bool:

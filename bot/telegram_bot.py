@@ -13,9 +13,11 @@ import html
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.exc import OperationalError
 from telegram import (
@@ -121,6 +123,10 @@ COMMANDS: dict[Lang, list[tuple[str, str]]] = {
 }
 
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
 def clip(text: str) -> str:
     """Keep a message within Telegram's length limit."""
     limit = MessageLimit.MAX_TEXT_LENGTH
@@ -150,6 +156,23 @@ class PrescreenBot:
         self.service = service
         self.repo = service.repo
         self.settings = settings
+        threads = settings.db_threads
+        self._db = (
+            ThreadPoolExecutor(threads, thread_name_prefix="prescreen-db") if threads else None
+        )
+
+    async def db(self, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Make a database call: in a worker thread when configured, else right here.
+
+        On PostgreSQL every statement is a round trip. Made on the event loop, it would hold up
+        every other chat's update (and its Bot API calls) until the database answers; from a
+        worker thread, the loop goes on with them meanwhile. One chat's updates still wait for
+        each other (``bot.ordering``), so its calls stay in order.
+        """
+        if self._db is None:
+            return call(*args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, partial(call, *args, **kwargs))
 
     # --- context helpers ----------------------------------------------------------------------
 
@@ -175,12 +198,12 @@ class PrescreenBot:
             return None
         return screening
 
-    def screening(self, context: Context, screening_id: int) -> Screening | None:
+    async def screening(self, context: Context, screening_id: int) -> Screening | None:
         """A screening by id (the gate has read the current one already)."""
         current: Screening | None = _user_data(context).get("current")
         if current is not None and current.id == screening_id:
             return current
-        return self.repo.get_screening(screening_id)
+        return await self.db(self.repo.get_screening, screening_id)
 
     async def send(
         self, update: Update, context: Context, text: str, markup: Markup = None
@@ -198,7 +221,7 @@ class PrescreenBot:
         if user is None:
             raise ApplicationHandlerStop
         # One query: the sender, the screening they work on, and whether this is a redelivery.
-        visitor = self.repo.visitor(user.id, update.update_id)
+        visitor = await self.db(self.repo.visitor, user.id, update.update_id)
         if visitor.seen:
             if update.callback_query:
                 await _acknowledge(update.callback_query)
@@ -289,8 +312,8 @@ class PrescreenBot:
         echo_prefix: str = "",
     ) -> None:
         """Tell the user what happened and show what comes next."""
-        if not isinstance(outcome, Recorded | AlreadyProcessed) and self.repo.seen_update(
-            update.update_id
+        if not isinstance(outcome, Recorded | AlreadyProcessed) and await self.db(
+            self.repo.seen_update, update.update_id
         ):
             # A redelivery of an update another process has just recorded, read after that
             # write: its hint, prompt or conflict would answer a question already answered.
@@ -385,7 +408,9 @@ class PrescreenBot:
         while screening.state.at in prefill["items"]:
             qid = screening.state.at
             raw = prefill["items"].pop(qid)
-            outcome = self.service.answer_text(screening, raw, actor=actor, confirmed=True)
+            outcome = await self.db(
+                self.service.answer_text, screening, raw, actor=actor, confirmed=True
+            )
             if not isinstance(outcome, Recorded):
                 break
             screening = outcome.screening
@@ -401,7 +426,7 @@ class PrescreenBot:
         """Tell investigators when a screening starts waiting for their decision."""
         if after.status != Status.NEEDS_REVIEW.value or before.status == after.status:
             return
-        for member in self.repo.list_staff():
+        for member in await self.db(self.repo.list_staff):
             if member.role is Role.INVESTIGATOR and can_access(member, after):
                 try:
                     await context.bot.send_message(
@@ -450,8 +475,13 @@ class PrescreenBot:
 
     async def _begin(self, update: Update, context: Context, protocol: Protocol, code: str) -> None:
         lang, staff = self.lang(update, context), self.staff(context)
-        created = self.service.begin(
-            code, protocol, actor=staff.telegram_id, update_id=update.update_id, site=staff.site
+        created = await self.db(
+            self.service.begin,
+            code,
+            protocol,
+            actor=staff.telegram_id,
+            update_id=update.update_id,
+            site=staff.site,
         )
         if isinstance(created, AlreadyProcessed):
             return  # a redelivered /new, already handled
@@ -459,7 +489,7 @@ class PrescreenBot:
             _chat_data(context)["await"] = {"kind": "code", "protocol": protocol.digest}
             await self.send(update, context, render(created, lang) + "\n" + t("ask_code", lang))
             return
-        self.repo.set_current_screening(staff.telegram_id, created.id)
+        await self.db(self.repo.set_current_screening, staff.telegram_id, created.id)
         await self.show(
             update, context, created, t("started", lang, code=created.code, trial=protocol.label)
         )
@@ -467,7 +497,7 @@ class PrescreenBot:
     async def cmd_resume(self, update: Update, context: Context) -> None:
         """/resume: unfinished screenings as buttons."""
         lang, staff = self.lang(update, context), self.staff(context)
-        found = self.repo.unfinished(staff.telegram_id, limit=10)
+        found = await self.db(self.repo.unfinished, staff.telegram_id, limit=10)
         if not found:
             await self.send(update, context, t("no_unfinished", lang))
             return
@@ -541,7 +571,7 @@ class PrescreenBot:
         if staff.role not in (Role.INVESTIGATOR, Role.ADMIN):
             await self.send(update, context, t("role_needed", lang, role="investigator"))
             return
-        waiting = [s for s in self.repo.needing_review() if can_access(staff, s)]
+        waiting = [s for s in await self.db(self.repo.needing_review) if can_access(staff, s)]
         if not waiting:
             await self.send(update, context, t("review_none", lang))
             return
@@ -555,9 +585,9 @@ class PrescreenBot:
         """/export [CODE]: the transcript of the current (or a named) screening, PDF and JSON."""
         lang, staff = self.lang(update, context), self.staff(context)
         if context.args:
-            screening = self.repo.find_screening(context.args[0])
+            screening = await self.db(self.repo.find_screening, context.args[0])
         elif staff.current_screening_id is not None:
-            screening = self.screening(context, staff.current_screening_id)
+            screening = await self.screening(context, staff.current_screening_id)
         else:
             screening = None
         if screening is None:
@@ -566,7 +596,8 @@ class PrescreenBot:
         if not can_access(staff, screening):
             await self.send(update, context, t("not_yours", lang, code=screening.code))
             return
-        transcript = build_transcript(
+        transcript = await self.db(
+            build_transcript,
             self.repo,
             screening,
             self.service.protocol_for(screening),
@@ -607,7 +638,7 @@ class PrescreenBot:
             return
         args = list(context.args or [])
         if args[:1] == ["list"]:
-            lines = [_staff_line(member, lang) for member in self.repo.list_staff()]
+            lines = [_staff_line(member, lang) for member in await self.db(self.repo.list_staff)]
             await self.send(update, context, "\n".join(lines))
             return
         if len(args) >= 3 and args[0] == "add" and args[1].isdecimal():
@@ -615,11 +646,11 @@ class PrescreenBot:
             if args[-1] in {r.value for r in Role}:
                 role = Role(args.pop())
             name = " ".join(args[2:])
-            saved = self.repo.save_staff(Staff(int(args[1]), name, role))
+            saved = await self.db(self.repo.save_staff, Staff(int(args[1]), name, role))
             await self.send(update, context, _staff_line(saved, lang))
             return
         if len(args) == 2 and args[0] == "remove" and args[1].isdecimal():
-            removed = withdraw_access(self.repo, int(args[1]))
+            removed = await self.db(withdraw_access, self.repo, int(args[1]))
             text = _staff_line(removed, lang) if removed else t("staff_unknown", lang, id=args[1])
             await self.send(update, context, text)
             return
@@ -653,8 +684,12 @@ class PrescreenBot:
         if batch is not None:
             await self._offer_batch(update, context, screening, protocol, batch)
             return
-        outcome = self.service.answer_text(
-            screening, text, actor=staff.telegram_id, update_id=update.update_id
+        outcome = await self.db(
+            self.service.answer_text,
+            screening,
+            text,
+            actor=staff.telegram_id,
+            update_id=update.update_id,
         )
         await self.after(
             update,
@@ -674,7 +709,7 @@ class PrescreenBot:
             assert protocol is not None
             await self._begin(update, context, protocol, text)
             return
-        screening = self.screening(context, awaiting["sid"])
+        screening = await self.screening(context, awaiting["sid"])
         if screening is None or screening.row_version != awaiting["rev"]:
             if screening is not None:
                 await self.show(
@@ -682,7 +717,8 @@ class PrescreenBot:
                 )
             return
         if kind == "cancel":
-            closed = self.service.close(
+            closed = await self.db(
+                self.service.close,
                 screening,
                 "cancelled",
                 actor=staff.telegram_id,
@@ -690,7 +726,7 @@ class PrescreenBot:
                 update_id=update.update_id,
             )
             if isinstance(closed, Screening):
-                self.repo.set_current_screening(staff.telegram_id, None)
+                await self.db(self.repo.set_current_screening, staff.telegram_id, None)
                 await self.send(update, context, t("cancelled", lang, code=closed.code))
             else:
                 await self.after(update, context, closed, screening=screening)
@@ -766,20 +802,20 @@ class PrescreenBot:
             _chat_data(context)["await"] = {"kind": "code", "protocol": protocol.digest}
             await self.send(update, context, t("ask_code", lang))
             return
-        screening = self.screening(context, data.screening_id)
+        screening = await self.screening(context, data.screening_id)
         if screening is None or not can_access(staff, screening):
             await _acknowledge(query, t("not_yours", lang, code="?"), alert=True)
             return
         if data.action in {"m", "o"}:  # opening a screening: any revision will do
             await _acknowledge(query)
             if data.action == "m":
-                self.repo.set_current_screening(staff.telegram_id, screening.id)
+                await self.db(self.repo.set_current_screening, staff.telegram_id, screening.id)
                 await self.show(update, context, screening)
             else:
                 await self._review_screen(update, context, screening)
             return
         if screening.row_version != data.revision or not screening.unfinished:
-            if self.repo.seen_update(update.update_id):
+            if await self.db(self.repo.seen_update, update.update_id):
                 # This very tap was just recorded by another process (a redelivery raced the
                 # first delivery): it is not outdated, it is done. Say nothing more.
                 await _acknowledge(query)
@@ -821,8 +857,14 @@ class PrescreenBot:
                     value = question.options[int(choice[1:])].id
                 echo = answer_text(protocol, question.id, value, lang)
                 tapped = f"[tap] {echo}"  # nothing was typed: record the label that was tapped
-                outcome = self.service.answer_value(
-                    screening, question.id, value, tapped, actor=actor, update_id=uid
+                outcome = await self.db(
+                    self.service.answer_value,
+                    screening,
+                    question.id,
+                    value,
+                    tapped,
+                    actor=actor,
+                    update_id=uid,
                 )
                 await self.after(
                     update,
@@ -846,7 +888,9 @@ class PrescreenBot:
                 if target is None:
                     await self.show(update, context, screening)
                     return
-                outcome = self.service.go_back(screening, target, actor=actor, update_id=uid)
+                outcome = await self.db(
+                    self.service.go_back, screening, target, actor=actor, update_id=uid
+                )
                 await self.after(update, context, outcome, screening=screening)
             case "k":
                 await self._back_list(update, context, screening)
@@ -879,11 +923,11 @@ class PrescreenBot:
             case "x" | "s":
                 kind: CloseKind = "exclusion_confirmed" if data.action == "x" else "signed"
                 meaning = SIGN_MEANING if kind == "signed" else None
-                closed = self.service.close(
-                    screening, kind, actor=actor, reason=meaning, update_id=uid
+                closed = await self.db(
+                    self.service.close, screening, kind, actor=actor, reason=meaning, update_id=uid
                 )
                 if isinstance(closed, Screening):
-                    self.repo.set_current_screening(actor, None)
+                    await self.db(self.repo.set_current_screening, actor, None)
                     key = "signed" if kind == "signed" else "exclusion_confirmed"
                     await self.send(
                         update, context, t(key, lang, code=closed.code, name=staff.display_name)
@@ -891,7 +935,9 @@ class PrescreenBot:
                 else:
                     await self.after(update, context, closed, screening=screening)
             case "c":
-                outcome = self.service.complete_pending(screening, actor=actor, update_id=uid)
+                outcome = await self.db(
+                    self.service.complete_pending, screening, actor=actor, update_id=uid
+                )
                 await self.after(update, context, outcome, screening=screening)
             case "d":
                 index, _, verdict = data.arg.partition(":")
@@ -927,7 +973,8 @@ class PrescreenBot:
         """Record a value that waited for confirmation or for a reason for change."""
         actor = self.staff(context).telegram_id
         if hold.get("tapped"):
-            outcome = self.service.answer_value(
+            outcome = await self.db(
+                self.service.answer_value,
                 screening,
                 hold["qid"],
                 value_from_json(hold["value"]),
@@ -937,7 +984,8 @@ class PrescreenBot:
                 update_id=update.update_id,
             )
         else:
-            outcome = self.service.answer_text(
+            outcome = await self.db(
+                self.service.answer_text,
                 screening,
                 hold["raw"],
                 actor=actor,
@@ -1000,7 +1048,8 @@ class PrescreenBot:
         reason: str,
     ) -> None:
         lang, staff = self.lang(update, context), self.staff(context)
-        outcome = self.service.decide(
+        outcome = await self.db(
+            self.service.decide,
             screening,
             criterion_id,
             approve,
@@ -1070,6 +1119,11 @@ class PrescreenBot:
         app.add_handler(CallbackQueryHandler(self.on_button))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.on_text))
         app.add_error_handler(self.on_error)
+
+    async def post_shutdown(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """Let the database threads finish their calls and end."""
+        if self._db is not None:
+            self._db.shutdown(wait=True)
 
     @staticmethod
     async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -1155,7 +1209,7 @@ def build_application(
         limiter: Any = AIORateLimiter()  # generic over its arguments; the builder's default is None
         builder = builder.rate_limiter(limiter)
     handlers = PrescreenBot(service, settings)
-    app = builder.post_init(handlers.post_init).build()
+    app = builder.post_init(handlers.post_init).post_shutdown(handlers.post_shutdown).build()
     handlers.register(app)
     return app
 

@@ -1,0 +1,101 @@
+"""Database calls can run in worker threads, so that one chat's wait for the database does not
+hold up the others (the default on PostgreSQL, where every statement is a round trip)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from telegram import Update
+
+from bot.settings import Settings
+from flows import Protocol
+from storage.records import Visitor
+from tests.bot_fixtures import ALICE, CHEN, BotWorld, start_world
+from tests.test_bot import up_to_labs
+from tests.test_ordering import HeldBotAPI, _message, _stop, _until
+
+
+async def _slow_for_alice(
+    world: BotWorld, seed: Protocol, threads: int, wait_s: float
+) -> tuple[BotWorld, HeldBotAPI, threading.Event]:
+    """The fixture's bot, started, whose database takes until released (or ``wait_s``) to
+    tell who Alice is."""
+    api = HeldBotAPI()
+    held = await start_world(world.engine, seed, api=api, database_threads=threads)
+    released = threading.Event()
+    visitor = held.repo.visitor
+
+    def slow_visitor(telegram_id: int, update_id: int) -> Visitor:
+        if telegram_id == ALICE:
+            released.wait(wait_s)  # a slow database round trip
+        return visitor(telegram_id, update_id)
+
+    held.repo.visitor = slow_visitor  # type: ignore[method-assign]
+    await held.app.start()
+    return held, api, released
+
+
+async def test_other_chats_are_answered_while_one_waits_for_the_database(
+    world: BotWorld, seed: Protocol
+) -> None:
+    held, api, released = await _slow_for_alice(world, seed, threads=2, wait_s=10)
+    queue = held.app.update_queue
+    await queue.put(Update.de_json(_message(ALICE, "/help"), held.app.bot))
+    await queue.put(Update.de_json(_message(CHEN, "/help"), held.app.bot))
+    await _until(lambda: any(m["chat"]["id"] == CHEN for m in api.sent), api)
+    assert not any(m["chat"]["id"] == ALICE for m in api.sent), "Alice's update still waits"
+    released.set()
+    await queue.join()
+    assert [m["chat"]["id"] for m in api.sent] == [CHEN, ALICE]
+    await _stop(held)
+
+
+async def test_without_threads_the_database_is_called_on_the_event_loop(
+    world: BotWorld, seed: Protocol
+) -> None:
+    # Nothing else runs while the loop waits for the database: Chen is answered after Alice.
+    held, api, _ = await _slow_for_alice(world, seed, threads=0, wait_s=0.3)
+    queue = held.app.update_queue
+    await queue.put(Update.de_json(_message(ALICE, "/help"), held.app.bot))
+    await queue.put(Update.de_json(_message(CHEN, "/help"), held.app.bot))
+    await queue.join()
+    assert [m["chat"]["id"] for m in api.sent] == [ALICE, CHEN]
+    await _stop(held)
+
+
+async def test_a_screening_with_a_correction_is_recorded_from_worker_threads(
+    world: BotWorld, seed: Protocol
+) -> None:
+    held = await start_world(world.engine, seed, database_threads=2)
+    alice = held.chat(ALICE)
+    await up_to_labs(alice, "THR-001")
+    await alice.send("/back")
+    await alice.press("Age: 45")
+    await alice.send("46")
+    await alice.press("Transcription error")
+    assert "Creatinine" in alice.last_text()  # back where the screening was
+    s = held.repo.find_screening("THR-001")
+    assert s is not None
+    ages = [a for a in held.repo.answers(s.id) if a.question_id == "age"]
+    assert [(a.raw_text, a.status, a.change_reason) for a in ages] == [
+        ("45", "superseded", "Transcription error"),
+        ("46", "active", None),
+    ]
+    assert s.row_version == len(held.repo.audit_events("THR-001"))
+    assert any(t.name.startswith("prescreen-db") for t in threading.enumerate())
+    await held.app.shutdown()
+    assert held.errors == [], "a handler raised"
+    assert held.app.post_shutdown is not None
+    await held.app.post_shutdown(held.app)  # as run_polling and run_webhook do last
+    assert not any(t.name.startswith("prescreen-db") for t in threading.enumerate())
+
+
+def test_threads_by_default_on_postgresql_only() -> None:
+    values: dict[str, Any] = {"_env_file": None}
+    assert Settings(database_url="sqlite:///x.sqlite3", **values).db_threads == 0
+    assert Settings(database_url="postgresql+psycopg://h/db", **values).db_threads == 4
+    assert Settings(database_url="postgresql://h/db", database_threads=0, **values).db_threads == 0
+    assert (
+        Settings(database_url="sqlite:///x.sqlite3", database_threads=3, **values).db_threads == 3
+    )
