@@ -234,7 +234,13 @@ async def ours(
         repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
     service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
     api = SlowBotAPI(latency) if latency else FakeBotAPI()
-    settings = Settings(bot_token="1:bench", max_concurrent_updates=concurrency, _env_file=None)
+    settings = Settings(
+        bot_token="1:bench",
+        max_concurrent_updates=concurrency,
+        # As configured in production: database calls in worker threads on PostgreSQL.
+        database_url=str(engine.url) if engine is not None else "sqlite://",
+        _env_file=None,
+    )
     app = build_application(service, settings, request=api, rate_limit=False)
     await app.initialize()
     await app.start()
