@@ -3,14 +3,18 @@ hold up the others (the default on PostgreSQL, where every statement is a round 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
+from sqlalchemy import Engine
 from telegram import Update
 
 from bot.settings import Settings
 from flows import Protocol
-from storage.records import Visitor
+from storage.db import upgrade
+from storage.records import Role, Staff, Visitor
+from storage.sql import SqlRepository
 from tests.bot_fixtures import ALICE, CHEN, BotWorld, start_world
 from tests.test_bot import up_to_labs
 from tests.test_ordering import HeldBotAPI, _message, _stop, _until
@@ -99,3 +103,29 @@ def test_threads_by_default_on_postgresql_only() -> None:
     assert (
         Settings(database_url="sqlite:///x.sqlite3", database_threads=3, **values).db_threads == 3
     )
+
+
+async def test_two_coordinators_at_once_on_postgresql_by_default(
+    postgres_engine: Engine, seed: Protocol
+) -> None:
+    # PostgreSQL's default: 4 threads, so the two chats' statements overlap for real.
+    upgrade(postgres_engine)
+    repo = SqlRepository(postgres_engine)
+    repo.save_staff(Staff(ALICE, "Alice", Role.COORDINATOR))
+    repo.save_staff(Staff(CHEN, "Dr Chen", Role.INVESTIGATOR))
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    held = await start_world(postgres_engine, seed, database_url=url)
+    assert held.settings.db_threads == 4
+    alice, chen = held.chat(ALICE), held.chat(CHEN, "Dr Chen")
+    await asyncio.gather(up_to_labs(alice, "PGT-001"), up_to_labs(chen, "PGT-002"))
+    for code in ("PGT-001", "PGT-002"):
+        screening = held.repo.find_screening(code)
+        assert screening is not None
+        events = held.repo.audit_events(code)
+        assert screening.row_version == len(events)
+        assert [e.kind for e in events].count("answer_recorded") == 13
+        assert "Creatinine" in (alice if code == "PGT-001" else chen).last_text()
+    await held.app.shutdown()
+    assert held.errors == [], "a handler raised"
+    assert held.app.post_shutdown is not None
+    await held.app.post_shutdown(held.app)
