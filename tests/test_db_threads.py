@@ -40,13 +40,19 @@ async def _slow_for_alice(
     return held, api, released
 
 
+async def _help_from_both(held: BotWorld) -> asyncio.Queue[object]:
+    """Alice's /help, then Chen's, put on the update queue (as polling hands them over)."""
+    queue = held.app.update_queue
+    for user in (ALICE, CHEN):
+        await queue.put(Update.de_json(_message(user, "/help"), held.app.bot))
+    return queue
+
+
 async def test_other_chats_are_answered_while_one_waits_for_the_database(
     world: BotWorld, seed: Protocol
 ) -> None:
     held, api, released = await _slow_for_alice(world, seed, threads=2, wait_s=10)
-    queue = held.app.update_queue
-    await queue.put(Update.de_json(_message(ALICE, "/help"), held.app.bot))
-    await queue.put(Update.de_json(_message(CHEN, "/help"), held.app.bot))
+    queue = await _help_from_both(held)
     await _until(lambda: any(m["chat"]["id"] == CHEN for m in api.sent), api)
     assert not any(m["chat"]["id"] == ALICE for m in api.sent), "Alice's update still waits"
     released.set()
@@ -60,9 +66,7 @@ async def test_without_threads_the_database_is_called_on_the_event_loop(
 ) -> None:
     # Nothing else runs while the loop waits for the database: Chen is answered after Alice.
     held, api, _ = await _slow_for_alice(world, seed, threads=0, wait_s=0.3)
-    queue = held.app.update_queue
-    await queue.put(Update.de_json(_message(ALICE, "/help"), held.app.bot))
-    await queue.put(Update.de_json(_message(CHEN, "/help"), held.app.bot))
+    queue = await _help_from_both(held)
     await queue.join()
     assert [m["chat"]["id"] for m in api.sent] == [ALICE, CHEN]
     await _stop(held)
