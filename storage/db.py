@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def json_dumps(value: Any) -> str:
-    """JSON columns' text: ``json.dumps`` does the same several times slower.
+    """JSON columns' text, written with orjson: several times faster than ``json.dumps``.
 
     Every answer writes the screening's state snapshot, its answer and audit events as JSON.
-    Non-string keys become strings, as with ``json.dumps``.
+    It reads back as ``json.dumps``'s would (non-string keys become strings), though compact
+    and with non-ASCII text as UTF-8 rather than escaped.
     """
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
