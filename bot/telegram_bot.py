@@ -61,6 +61,7 @@ from bot.service import (
     withdraw_access,
 )
 from bot.settings import Settings
+from bot.transport import GET_UPDATES_POOL, POOL, TelegramRequest
 from flows import (
     UNKNOWN,
     AnswerValue,
@@ -1203,7 +1204,13 @@ def build_application(
         # Concurrent across chats, in order within each (see bot.ordering).
         .concurrent_updates(PerChatUpdateProcessor(settings.max_concurrent_updates))
     )
-    if request is not None:
+    if request is None:
+        # The library's transport and pool sizes, with the faster decoding of its replies.
+        builder = builder.request(TelegramRequest(connection_pool_size=POOL))
+        builder = builder.get_updates_request(
+            TelegramRequest(connection_pool_size=GET_UPDATES_POOL)
+        )
+    else:
         builder = builder.request(request).get_updates_request(request)
     if rate_limit:
         limiter: Any = AIORateLimiter()  # generic over its arguments; the builder's default is None
