@@ -44,7 +44,8 @@ from telegram.ext import (
     filters,
 )
 
-from tests.telegram_fake import FakeBotAPI
+from bot.transport import OrjsonPayload
+from tests.telegram_fake import BotFakeBotAPI, FakeBotAPI
 
 # One eligible screening: (kind, argument); ``{code}`` is the chat's screening code.
 SCRIPT: list[tuple[str, str]] = [
@@ -157,6 +158,10 @@ class SlowBotAPI(FakeBotAPI):
         return await super().answer(name, params)
 
 
+class BotSlowBotAPI(OrjsonPayload, SlowBotAPI):
+    """The slow fake, its replies decoded as the bot's own transport decodes them."""
+
+
 async def drive_chats(
     app: Application[Any, Any, Any, Any, Any, Any],
     api: FakeBotAPI,
@@ -196,6 +201,7 @@ async def drive_chats(
 async def ours(
     chats: int, db: str, rounds: int, latency: float = 0.0, concurrency: int = 256
 ) -> dict[str, Any]:
+    from bot.runner import tune_garbage_collector
     from bot.service import ScreeningService
     from bot.settings import DEFAULT_CODE_PATTERN, Settings
     from bot.telegram_bot import build_application
@@ -233,7 +239,9 @@ async def ours(
     for user in users:
         repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
     service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
-    api = SlowBotAPI(latency) if latency else FakeBotAPI()
+    # The bot's transport decodes replies with orjson (bot.transport); the baseline's is
+    # python-telegram-bot's default.
+    api = BotSlowBotAPI(latency) if latency else BotFakeBotAPI()
     settings = Settings(
         bot_token="1:bench",
         max_concurrent_updates=concurrency,
@@ -243,6 +251,7 @@ async def ours(
     )
     app = build_application(service, settings, request=api, rate_limit=False)
     await app.initialize()
+    tune_garbage_collector()  # as bot.runner serves
     await app.start()
     try:
         with checkpointer:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.e2e import drive
+from bot.runner import tune_garbage_collector
 from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN, Settings
 from bot.telegram_bot import build_application
@@ -21,7 +22,7 @@ from flows.loader import BUNDLED_DIR, load_protocol
 from storage.db import Checkpointer, make_engine, upgrade
 from storage.records import Role, Staff
 from storage.sql import SqlRepository
-from tests.telegram_fake import FakeBotAPI
+from tests.telegram_fake import BotFakeBotAPI, FakeBotAPI
 
 CHATS, ROUNDS = 100, 100
 
@@ -40,7 +41,7 @@ async def main_async() -> None:
     users = [100_000 + i for i in range(CHATS)]
     for user in users:
         repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
-    api = FakeBotAPI()
+    api = BotFakeBotAPI()
     app = build_application(
         ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN),
         Settings(bot_token="1:memory", _env_file=None),
@@ -48,6 +49,7 @@ async def main_async() -> None:
         rate_limit=False,
     )
     await app.initialize()
+    tune_garbage_collector()  # as bot.runner serves
     samples: list[tuple[int, float]] = []
     with Checkpointer(engine):
         await rounds(app, api, users, samples)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlparse
 
 from sqlalchemy.engine import make_url
@@ -18,6 +19,27 @@ from bot.settings import Settings
 from bot.telegram_bot import build_application
 
 log = logging.getLogger(__name__)
+
+
+# The collector's thresholds while serving. Every update and every Bot API reply becomes
+# python-telegram-bot objects, thousands of allocations per answer, nearly all freed at once by
+# reference counting. With the default 700 the youngest generation was collected about every
+# 25 answers, and each time the heap had grown by a quarter a full collection scanned all of it
+# (eight in 26,000 answers at 1,000 chats, about 100 ms each). With 5,000, and start-up's
+# objects frozen, both happen a fraction as often: +3 % answers per second end to end
+# (bench.e2e); memory stays flat (bench.memory).
+GC_THRESHOLDS: Final = (5000, 10, 10)
+
+
+def tune_garbage_collector() -> None:
+    """Set the collector up for serving; call once, when everything is loaded.
+
+    What exists by then (modules, the protocols, the application) lives as long as the
+    process, so it is frozen: no later collection scans it again.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class NotConfigured(RuntimeError):
@@ -63,6 +85,7 @@ def run(settings: Settings, *, webhook: bool = False) -> None:
     service = ScreeningService(container.repo, container.catalog, settings.code_pattern)
     app = build_application(service, settings)
     log.info("serving %s", ", ".join(p.label for p in container.catalog.current()))
+    tune_garbage_collector()
     with container.checkpointer or nullcontext():
         _serve(app, settings, webhook=webhook)
 

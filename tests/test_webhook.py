@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
 
+from bot import runner
 from bot.runner import NotConfigured, run, webhook_path
 from bot.settings import Settings
 from tests.bot_fixtures import ALICE, BotWorld
@@ -78,3 +81,27 @@ def test_run_refuses_without_token_or_webhook_settings() -> None:
         webhook_path(Settings(webhook_url="https://bot.example.org/tg/hook", _env_file=None))
         == "tg/hook"
     )
+
+
+def test_serving_tunes_the_garbage_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By the time the bot serves, what start-up loaded is frozen and collections are rarer."""
+    seen: list[tuple[tuple[int, int, int], int]] = []
+
+    def serve(app: object, settings: Settings, *, webhook: bool) -> None:
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(runner, "_serve", serve)
+    settings = Settings(
+        bot_token="1:gc", database_url=f"sqlite:///{tmp_path / 'gc.sqlite3'}", _env_file=None
+    )
+    try:
+        run(settings)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    [(threshold, frozen)] = seen
+    assert threshold == runner.GC_THRESHOLDS != before
+    assert frozen > 0
