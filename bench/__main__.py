@@ -1,14 +1,15 @@
 """`python -m bench`: engine, storage, the end-to-end matrix (instant and over a network), then
-memory over 10,000 screenings."""
+memory over 10,000 screenings, each in a process of its own (so that one part's memory does
+not show in the next one's peak)."""
 
-import asyncio
-import os
+import subprocess
+import sys
 
-from bench import e2e, engine, memory, storage
-
-engine.main()
-storage.main()
-e2e.main()
-dbs = ["sqlite"] + (["postgres"] if os.environ.get("PRESCREEN_BENCH_POSTGRES_URL") else [])
-print(e2e.network_table(e2e.network_matrix(dbs, latency_ms=20.0)))
-asyncio.run(memory.main_async())
+for part in (
+    ["bench.engine"],
+    ["bench.storage"],
+    ["bench.e2e"],
+    ["bench.e2e", "--network"],
+    ["bench.memory"],
+):
+    subprocess.run([sys.executable, "-m", *part], check=True)

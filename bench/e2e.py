@@ -20,7 +20,6 @@ import contextlib
 import itertools
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from telegram.ext import (
     filters,
 )
 
+from bench.rss import peak_rss_mb
 from bot.transport import OrjsonPayload
 from tests.telegram_fake import BotFakeBotAPI, FakeBotAPI
 
@@ -401,7 +401,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         # Latency: the processing of one answer, from the update to the reply being sent.
         "p50_ms": statistics.median(answers) * 1000,
         "p99_ms": answers[int(len(answers) * 0.99) - 1] * 1000,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

@@ -7,12 +7,12 @@ cleared between rounds, so that only the bot's own memory is measured.
 from __future__ import annotations
 
 import asyncio
-import resource
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench.e2e import drive
+from bench.rss import peak_rss_mb
 from bot.runner import tune_garbage_collector
 from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN, Settings
@@ -25,10 +25,6 @@ from storage.sql import SqlRepository
 from tests.telegram_fake import BotFakeBotAPI, FakeBotAPI
 
 CHATS, ROUNDS = 100, 100
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def main_async() -> None:
@@ -66,7 +62,7 @@ async def rounds(
         await drive(app, api, users, rounds=1, first_round=r)
         api.forget()  # the fake Bot API's history is not the bot's memory
         if (r + 1) * CHATS % 1000 == 0:
-            samples.append(((r + 1) * CHATS, rss_mb()))
+            samples.append(((r + 1) * CHATS, peak_rss_mb()))
             print(
                 f"{(r + 1) * CHATS:6d} completed screenings: peak RSS {samples[-1][1]:.0f} MB",
                 flush=True,
