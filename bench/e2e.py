@@ -282,12 +282,16 @@ async def ours(
 
 
 def baseline_app(
-    api: FakeBotAPI, persistence_path: Path | None, concurrency: int = 1
+    api: FakeBotAPI, persistence_path: Path | None, concurrency: int = 1, shaped: bool = False
 ) -> Application[Any, Any, Any, Any, Any, Any]:
     """A ConversationHandler with one state per question, answers kept in ``user_data``.
 
     ``concurrency`` > 1 turns on python-telegram-bot's ``concurrent_updates`` (which keeps no
     order within a chat; the benchmark's chats never send before their reply has arrived).
+    ``shaped`` sends Prescreen's messages instead (a diagnostic): the echo, the code, the
+    progress line and the criterion above each question, its "Unknown" and "Back" buttons,
+    and on a tap the spent buttons removed, alongside the acknowledgement and the next question.
+    It still records nothing but ``user_data``, checks nothing and decides nothing.
     """
     from flows.loader import BUNDLED_DIR, load_protocol
     from flows.schema import ChoiceQuestion, YesNoQuestion
@@ -296,50 +300,100 @@ def baseline_app(
     # The same questions the seed asks an eligible woman, in order.
     order = [q for q in seed.questions if q.id != "male_reproductive_potential"]
 
+    def labels_of(index: int) -> list[str]:
+        q = order[index]
+        if isinstance(q, YesNoQuestion):
+            return ["Yes", "No"]
+        if isinstance(q, ChoiceQuestion):
+            return [o.text.en for o in q.options]
+        return []
+
     def keyboard(index: int) -> InlineKeyboardMarkup | None:
         if index >= len(order):
             return InlineKeyboardMarkup([[InlineKeyboardButton("✍ Sign", callback_data="sign")]])
-        q = order[index]
-        if isinstance(q, YesNoQuestion):
-            labels = ["Yes", "No"]
-        elif isinstance(q, ChoiceQuestion):
-            labels = [o.text.en for o in q.options]
-        else:
-            return None
-        return InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(label, callback_data=f"{index}:{i}")
-                    for i, label in enumerate(labels)
-                ]
-            ]
-        )
+        labels = labels_of(index)
+        buttons = [
+            InlineKeyboardButton(label, callback_data=f"{index}:{i}")
+            for i, label in enumerate(labels)
+        ]
+        if not shaped:
+            return InlineKeyboardMarkup([buttons]) if buttons else None
+        short = all(len(label) <= 4 for label in labels)
+        rows = [buttons] if short else [[b] for b in buttons]
+        last = [InlineKeyboardButton("Unknown / pending", callback_data=f"{index}:u")]
+        if index:
+            last.append(InlineKeyboardButton("◀ Back", callback_data=f"back:{index}"))
+        return InlineKeyboardMarkup([*(r for r in rows if r), last])
 
-    async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE, index: int) -> int:
+    def text_of(context: ContextTypes.DEFAULT_TYPE, index: int, echo: str | None) -> str:
+        if not shaped:
+            return order[index].text.en if index < len(order) else "Eligible. Sign?"
+        assert context.user_data is not None
+        code = context.user_data["code"]
+        if index >= len(order):
+            body = f"[{code}] Eligible: every criterion is met.\n\nSign to confirm."
+        else:
+            q = order[index]
+            criterion = seed.criteria_of_question[q.id][0]
+            body = (
+                f"[{code}] Question {index + 1} of {len(order)} · Criterion {criterion}\n"
+                f"{q.text.en}"
+            )
+        return f"✔ {echo}\n\n{body}" if echo is not None else body
+
+    async def ask(
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        index: int,
+        echo: str | None = None,
+    ) -> int:
         assert update.effective_chat is not None
-        text = order[index].text.en if index < len(order) else "Eligible. Sign?"
-        await context.bot.send_message(update.effective_chat.id, text, reply_markup=keyboard(index))
+        await context.bot.send_message(
+            update.effective_chat.id, text_of(context, index, echo), reply_markup=keyboard(index)
+        )
         return index
 
     async def new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         assert context.user_data is not None
         context.user_data["answers"] = {}
+        if shaped:
+            assert context.args
+            context.user_data["code"] = context.args[0]
         return await ask(update, context, 0)
 
     def answer(index: int) -> Any:
         async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
             assert context.user_data is not None
-            if update.callback_query:
-                await update.callback_query.answer()
-                value = update.callback_query.data
+            query = update.callback_query
+            spent: Any = None
+            if query:
+                # Prescreen's tap: the acknowledgement and the removal of the spent buttons
+                # travel alongside the next question.
+                spent = (
+                    asyncio.gather(query.answer(), query.edit_message_reply_markup(None))
+                    if shaped
+                    else None
+                )
+                if spent is None:
+                    await query.answer()
+                value = query.data
             else:
                 assert update.effective_message is not None
                 value = update.effective_message.text
             if index >= len(order):
                 await context.bot.send_message(update.effective_user.id, "Signed.")  # type: ignore[union-attr]
+                if spent is not None:
+                    await spent
                 return ConversationHandler.END
             context.user_data["answers"][order[index].id] = value
-            return await ask(update, context, index + 1)
+            echo = value
+            if shaped and query and value and ":" in value:  # the tapped label, as Prescreen's
+                echo = labels_of(index)[int(value.partition(":")[2])]
+            try:
+                return await ask(update, context, index + 1, echo)
+            finally:
+                if spent is not None:
+                    await spent
 
         return handle
 
@@ -364,11 +418,16 @@ def baseline_app(
 
 
 async def baseline(
-    chats: int, pickle: bool, rounds: int, latency: float = 0.0, concurrency: int = 1
+    chats: int,
+    pickle: bool,
+    rounds: int,
+    latency: float = 0.0,
+    concurrency: int = 1,
+    shaped: bool = False,
 ) -> dict[str, Any]:
     api = SlowBotAPI(latency) if latency else FakeBotAPI()
     path = Path(tempfile.mkdtemp(prefix="prescreen-bench-")) / "state.pickle" if pickle else None
-    app = baseline_app(api, path, concurrency)
+    app = baseline_app(api, path, concurrency, shaped)
     await app.initialize()
     await app.start()  # runs the persistence's periodic flush
     try:
@@ -412,7 +471,9 @@ def one(
     if mode == "ours":
         raw = asyncio.run(ours(chats, db, rounds, latency, concurrency or 256))
     else:
-        raw = asyncio.run(baseline(chats, mode == "pickle", rounds, latency, concurrency or 1))
+        raw = asyncio.run(
+            baseline(chats, mode == "pickle", rounds, latency, concurrency or 1, mode == "shaped")
+        )
     return {
         "mode": mode,
         "db": db if mode == "ours" else "-",
@@ -437,7 +498,12 @@ def matrix(chat_counts: list[int], dbs: list[str], repeat: int) -> list[dict[str
     configs = [
         (chats, mode, db)
         for chats in chat_counts
-        for mode, db in [("memory", "-"), ("pickle", "-"), *(("ours", d) for d in dbs)]
+        for mode, db in [
+            ("memory", "-"),
+            ("pickle", "-"),
+            *(("ours", d) for d in dbs),
+            ("shaped", "-"),  # a diagnostic row
+        ]
     ]
     runs: dict[tuple[int, str, str], list[dict[str, Any]]] = {c: [] for c in configs}
     for attempt in range(repeat):
@@ -480,6 +546,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         name = {
             "memory": "ConversationHandler, in memory",
             "pickle": "ConversationHandler + PicklePersistence(1 s)",
+            "shaped": "ConversationHandler, in memory, sending Prescreen's messages (diagnostic)",
         }.get(row["mode"], DB_NAMES.get(row["db"], row["db"]))
         lines.append(
             f"| {row['chats']} | {name} | {row['answers_per_s']:.0f} | "
@@ -544,7 +611,7 @@ def network_table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=["ours", "memory", "pickle"])
+    parser.add_argument("--mode", choices=["ours", "memory", "pickle", "shaped"])
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres", "memory", "-"])
     parser.add_argument("--chats", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=1)
