@@ -2,7 +2,7 @@
 
 Every Bot API call returns JSON that python-telegram-bot decodes before it builds its objects:
 for the bot that is one reply per message sent, edited or acknowledged. The standard library's
-decoder took about 3 % of the time an answer costs end to end; orjson does the same work in a
+decoder took about 2 % of the time an answer costs end to end; orjson does the same work in a
 fraction of it. ``parse_json_payload`` is the library's documented point for this change.
 """
 
