@@ -366,30 +366,25 @@ def baseline_app(
             assert context.user_data is not None
             query = update.callback_query
             spent: Any = None
-            if query:
+            if query and shaped:
                 # Prescreen's tap: the acknowledgement and the removal of the spent buttons
                 # travel alongside the next question.
-                spent = (
-                    asyncio.gather(query.answer(), query.edit_message_reply_markup(None))
-                    if shaped
-                    else None
-                )
-                if spent is None:
-                    await query.answer()
+                spent = asyncio.gather(query.answer(), query.edit_message_reply_markup(None))
+            elif query:
+                await query.answer()
+            if query:
                 value = query.data
             else:
                 assert update.effective_message is not None
                 value = update.effective_message.text
-            if index >= len(order):
-                await context.bot.send_message(update.effective_user.id, "Signed.")  # type: ignore[union-attr]
-                if spent is not None:
-                    await spent
-                return ConversationHandler.END
-            context.user_data["answers"][order[index].id] = value
-            echo = value
-            if shaped and query and value and ":" in value:  # the tapped label, as Prescreen's
-                echo = labels_of(index)[int(value.partition(":")[2])]
             try:
+                if index >= len(order):
+                    await context.bot.send_message(update.effective_user.id, "Signed.")  # type: ignore[union-attr]
+                    return ConversationHandler.END
+                context.user_data["answers"][order[index].id] = value
+                echo = value
+                if shaped and query and value and ":" in value:  # the tapped label, as ours
+                    echo = labels_of(index)[int(value.partition(":")[2])]
                 return await ask(update, context, index + 1, echo)
             finally:
                 if spent is not None:
