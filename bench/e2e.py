@@ -281,6 +281,24 @@ async def ours(
 # --- the conventional baseline -----------------------------------------------------------------
 
 
+class FlushTimedApplication(Application[Any, Any, Any, Any, Any, Any]):
+    """The application, counting its persistence flushes and the time they block the loop.
+
+    A diagnostic of the PicklePersistence baseline: every flush writes the whole file once per
+    chat whose data changed since the last one, every ``update_interval`` seconds of wall-clock
+    time, so what a flush costs, and how many answers share it, depends on the machine.
+    """
+
+    flushes = 0
+    flush_seconds = 0.0
+
+    async def update_persistence(self) -> None:
+        started = time.perf_counter()
+        await super().update_persistence()
+        self.flush_seconds += time.perf_counter() - started
+        self.flushes += 1
+
+
 def baseline_app(
     api: FakeBotAPI, persistence_path: Path | None, concurrency: int = 1, shaped: bool = False
 ) -> Application[Any, Any, Any, Any, Any, Any]:
@@ -407,6 +425,7 @@ def baseline_app(
     builder = builder.concurrent_updates(concurrency if concurrency > 1 else False)
     if persistence_path is not None:
         builder = builder.persistence(PicklePersistence(persistence_path, update_interval=1))
+        builder = builder.application_class(FlushTimedApplication)
     app = builder.build()
     app.add_handler(conversation)
     return app
@@ -436,7 +455,10 @@ async def baseline(
         wall = time.perf_counter() - started
     finally:
         await app.shutdown()
-    return {"latencies": latencies, "wall": wall}
+    flushes = {}
+    if isinstance(app, FlushTimedApplication):
+        flushes = {"flushes": app.flushes, "flush_s": app.flush_seconds}
+    return {"latencies": latencies, "wall": wall, **flushes}
 
 
 # --- orchestration -----------------------------------------------------------------------------
@@ -456,6 +478,8 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": statistics.median(answers) * 1000,
         "p99_ms": answers[int(len(answers) * 0.99) - 1] * 1000,
         "peak_rss_mb": peak_rss_mb(),
+        # PicklePersistence only: how often it flushed, and for how long in all.
+        **{k: result[k] for k in ("flushes", "flush_s") if k in result},
     }
 
 
@@ -549,6 +573,15 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{row['p99_ms']:.2f} | {row['peak_rss_mb']:.0f} | "
             f"{ratio_mem:.2f}× | {ratio_pickle:.2f}× |"
         )
+    for row in rows:
+        if "flushes" in row:
+            wall = row["answers"] / row["answers_per_s"]
+            lines.append(
+                f"\nPicklePersistence at {row['chats']} chats (the median run): "
+                f"{row['flushes']} flushes, {row['flush_s']:.1f} s of the run's {wall:.1f} s "
+                f"({100 * row['flush_s'] / wall:.0f} %), "
+                f"{row['answers'] / row['flushes']:.0f} answers per flush."
+            )
     return "\n".join(lines)
 
 
