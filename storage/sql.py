@@ -17,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Dialect,
     Engine,
+    Select,
     Table,
     bindparam,
     exists,
@@ -112,6 +113,20 @@ def _record(row: Mapping[Any, Any]) -> Screening:
         close_reason=row["close_reason"],
         closed_by=row["closed_by"],
         site=row["site"],
+    )
+
+
+def resume_list_query(telegram_id: int, limit: int) -> Select[Any]:
+    """A staff member's open screenings, the most recently active first.
+
+    Its condition and order are those of the partial index ``ix_screening_resume``, which the
+    database reads backwards, stopping after ``limit`` entries.
+    """
+    return (
+        select(SCREENING)
+        .where(SCREENING.c.created_by == telegram_id, SCREENING.c.closed_at.is_(None))
+        .order_by(SCREENING.c.updated_at.desc(), SCREENING.c.id.desc())
+        .limit(limit)
     )
 
 
@@ -435,12 +450,7 @@ class SqlRepository:
 
     def unfinished(self, telegram_id: int, limit: int = 20) -> list[Screening]:
         """See :class:`storage.repository.Repository`."""
-        return self._many(
-            select(SCREENING)
-            .where(SCREENING.c.created_by == telegram_id, SCREENING.c.closed_at.is_(None))
-            .order_by(SCREENING.c.updated_at.desc(), SCREENING.c.id.desc())
-            .limit(limit)
-        )
+        return self._many(resume_list_query(telegram_id, limit))
 
     def needing_review(self, limit: int = 50) -> list[Screening]:
         """See :class:`storage.repository.Repository`."""

@@ -15,7 +15,7 @@ from flows import Answer, Protocol, step
 from storage.audit import verify_entries
 from storage.db import SchemaOutdated, current_revision, ensure_schema, head_revision, upgrade
 from storage.records import Role, Staff, StaleWrite
-from storage.sql import SqlRepository
+from storage.sql import SqlRepository, resume_list_query
 from tests.conftest import Clock
 from tests.test_repository_contract import ALICE, answer, answer_all, begin
 
@@ -391,3 +391,31 @@ def test_json_columns_hold_what_the_standard_library_would() -> None:
 
     value = {"answers": {"hb": {"value": "9.5", "unit": "g/dL"}}, 3: ["张", None, True, 1.25]}
     assert json.loads(json_dumps(value)) == json.loads(json.dumps(value))
+
+
+def test_resume_list_reads_its_index_in_order_without_sorting(
+    sql_repo: SqlRepository, seed: Protocol, engine: Engine
+) -> None:
+    """The resume list's plan walks its partial index backwards and stops at the limit.
+
+    The index it replaced also held closed screenings and ordered by ``closed_at`` first, so
+    PostgreSQL fetched every open screening of the coordinator and sorted them all.
+    """
+    for i in range(3):
+        begin(sql_repo, seed, code=f"R-{i}")
+    query = resume_list_query(ALICE, 10)
+    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            # A handful of rows would be read whole whatever the indexes: make the planner
+            # show what it would do with a large table.
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            connection.exec_driver_sql("SET enable_bitmapscan = off")
+            plan = "\n".join(r[0] for r in connection.exec_driver_sql(f"EXPLAIN {sql}"))
+            assert "Index Scan Backward using ix_screening_resume" in plan, plan
+            assert "Sort" not in plan, plan
+        else:
+            plan = "\n".join(r[3] for r in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "USING INDEX ix_screening_resume" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+    assert [s.code for s in sql_repo.unfinished(ALICE)] == ["R-2", "R-1", "R-0"]
