@@ -1,10 +1,12 @@
 """Storage at scale: the resume list among 100,000 screenings; exporting 10,000 transcripts.
 
-``python -m bench.storage`` (SQLite; PostgreSQL too when PRESCREEN_BENCH_POSTGRES_URL is set).
+``python -m bench.storage`` (SQLite; PostgreSQL too when PRESCREEN_BENCH_POSTGRES_URL is set);
+``--db`` and ``--part`` choose what to run.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import os
 import tempfile
@@ -191,33 +193,55 @@ def export(repo: SqlRepository, seed: Protocol, formats: list[str], workers: int
     return seconds
 
 
-def main() -> None:
+def resume(db: str, repo: SqlRepository) -> None:
+    """Print the resume list's p50 and p99, another coordinator's each time."""
+    repo.unfinished(1000)
+
+    def resume_list() -> object:
+        return repo.unfinished(1000 + next(_TURN) % STAFF)
+
+    p50, p99 = per_call_us(resume_list, 500)
+    print(
+        f"{db}: resume list among 100,000 screenings: p50 {p50 / 1000:.2f} ms, "
+        f"p99 {p99 / 1000:.2f} ms"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--db", choices=["sqlite", "postgres"], action="append", help="default: every one"
+    )
+    parser.add_argument(
+        "--part",
+        choices=["resume", "export", "full-export"],
+        action="append",
+        help="the resume list; the export in all three ways; or only the full export "
+        "(PDF, CSV and JSON, one PDF process per core). Default: resume and export",
+    )
+    args = parser.parse_args(argv)
+    parts = set(args.part or ["resume", "export"])
     seed = load_protocol(BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml")
-    dbs = ["sqlite"] + (["postgres"] if os.environ.get("PRESCREEN_BENCH_POSTGRES_URL") else [])
+    dbs = args.db or (
+        ["sqlite"] + (["postgres"] if os.environ.get("PRESCREEN_BENCH_POSTGRES_URL") else [])
+    )
     workers = os.cpu_count() or 1
     events = len(completed_screening(seed).events)
+    exports = [(["pdf", "csv", "json"], workers)]
+    if "export" in parts:
+        exports = [(["csv", "json"], 1), (["pdf", "csv", "json"], 1), *exports]
     for db in dbs:
         engine, schema = engine_for(db)
         try:
             upgrade(engine)
             fill(engine, seed, 100_000)
             repo = SqlRepository(engine)
-            repo.unfinished(1000)
-
-            def resume_list(r: SqlRepository = repo) -> object:
-                return r.unfinished(1000 + next(_TURN) % STAFF)  # another coordinator each time
-
-            p50, p99 = per_call_us(resume_list, 500)
-            print(
-                f"{db}: resume list among 100,000 screenings: p50 {p50 / 1000:.2f} ms, "
-                f"p99 {p99 / 1000:.2f} ms"
-            )
+            if "resume" in parts:
+                resume(db, repo)
+            if not parts & {"export", "full-export"}:
+                continue
             print(f"{db}: export of {EXPORTED:,} complete transcripts ({events} events each):")
-            for formats, procs in (
-                (["csv", "json"], 1),
-                (["pdf", "csv", "json"], 1),
-                (["pdf", "csv", "json"], workers),
-            ):
+            for formats, procs in exports:
                 seconds = export(repo, seed, formats, procs)
                 print(
                     f"  {','.join(formats)} with {procs} PDF process(es): {seconds:.1f} s "
