@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import zipfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
+
+import orjson
 
 from storage.audit import ChainLink, ChainReport, verify_chain
 from storage.pdf import Paragraph, PdfDocument, PdfRenderer, Style, render_pdf
@@ -264,8 +265,9 @@ def write_zip(
         for t in transcripts:
             base = f"{t.screening.code}/{t.screening.code}"
             if "json" in wanted:
-                # Compact JSON: the C encoder (indentation falls back to the slow one).
-                archive.writestr(f"{base}.json", json.dumps(transcript_json(t), ensure_ascii=False))
+                # Compact UTF-8 JSON written by orjson: the standard library's encoder took a
+                # tenth of the exporting process's time.
+                archive.writestr(f"{base}.json", orjson.dumps(transcript_json(t)))
             if "csv" in wanted:
                 archive.writestr(f"{base}.csv", transcript_csv(t))
             if "pdf" in wanted:

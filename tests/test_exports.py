@@ -246,6 +246,11 @@ def test_zip_is_written_one_transcript_at_a_time(seed: Protocol) -> None:
     target = io.BytesIO()
     assert write_zip(target, transcripts(), ["json"]) == 3
     assert pulled == ["Z-0", "Z-1", "Z-2"]
+    # Each member is the transcript's JSON, as UTF-8.
+    with zipfile.ZipFile(target) as archive:
+        for s in made:
+            expected = transcript_json(build_transcript(repo, s, seed, timezone="UTC", now=NOW))
+            assert json.loads(archive.read(f"{s.code}/{s.code}.json").decode()) == expected
 
 
 def test_long_words_and_typed_line_breaks_fit_the_page() -> None:
