@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -130,3 +133,19 @@ def test_wrapping_breaks_lines_where_reportlab_does(text: str, style: Style, nar
 def test_a_document_survives_the_trip_to_a_worker_process() -> None:
     doc = awkward()
     assert pickle.loads(pickle.dumps(doc)) == doc
+
+
+def test_fonts_are_matplotlibs_found_without_importing_it() -> None:
+    """Drawing finds DejaVu in matplotlib's data but never imports matplotlib (0.4 s a process)."""
+    import matplotlib
+
+    assert pdf.font_dir() == Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    script = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from storage.pdf import Paragraph, PdfDocument, render_pdf\n"
+        "doc = PdfDocument('t', 'h', (Paragraph('≤ 9.5 g/dL'),), ('f',), datetime.now(UTC))\n"
+        "assert render_pdf(doc).startswith(b'%PDF')\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent.parent)
