@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import importlib.util
 import io
+import re
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,7 @@ from weakref import WeakKeyDictionary
 from reportlab.lib.rl_accel import escapePDF, fp_str
 from reportlab.lib.units import mm
 from reportlab.lib.utils import simpleSplit
-from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.pdfdoc import (
     PDFArray,
     PDFDocument,
@@ -44,7 +45,17 @@ from reportlab.pdfbase.pdfdoc import (
 from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
 from reportlab.pdfgen.canvas import Canvas
 
-__all__ = ["Paragraph", "PdfDocument", "PdfRenderer", "Style", "font_dir", "render_pdf", "wrap"]
+__all__ = [
+    "Paragraph",
+    "PdfDocument",
+    "PdfRenderer",
+    "Style",
+    "font_dir",
+    "pdf_name",
+    "pdfdoc_encode",
+    "render_pdf",
+    "wrap",
+]
 
 PAGE = (148 * mm, 210 * mm)  # A5: a narrow page stays readable on a phone
 LEFT, RIGHT, TOP, BOTTOM = 10 * mm, 10 * mm, 16 * mm, 18 * mm
@@ -272,9 +283,55 @@ class _KeptCompression(PDFStreamFilterZCompress):
 _KEPT_COMPRESSED = _KeptCompression()
 
 
+T = TypeVar("T")
+# reportlab's own text encoding and name formatting, which the faster ones below stand in for.
+_REPORTLAB_ENCODE = pdfdoc.pdfdocEnc
+_REPORTLAB_NAME = pdfdoc.PDFName
+# The characters below 128 that PDFDocEncoding lacks (reportlab's codec refuses them).
+_NOT_IN_PDFDOC = re.compile("[\x18-\x1f]")
+
+
+def pdfdoc_encode(x: str | T) -> bytes | T:
+    """Text as PDFDocEncoding bytes, as reportlab's ``pdfdocEnc``, ASCII without its codec.
+
+    reportlab encodes every number, name and keyword it writes through a codec written in
+    Python; below 128 that codec is ASCII except for eight control characters it refuses,
+    which go to it still.
+    """
+    if isinstance(x, str):
+        if x.isascii() and _NOT_IN_PDFDOC.search(x) is None:
+            return x.encode("ascii")
+        return _REPORTLAB_ENCODE(x)
+    return x
+
+
+@lru_cache(maxsize=1024)
+def _name(data: str) -> str:
+    name: str = _REPORTLAB_NAME(data)
+    return name
+
+
+def pdf_name(data: str, lo: str = "\x21", hi: str = "\x7e") -> str:
+    """A PDF name, as reportlab's ``PDFName``, remembered.
+
+    A document writes the same few names (``/Type``, ``/Font``, ...) hundreds of times, and
+    reportlab escapes each one character by character in Python.
+    """
+    if lo == "\x21" and hi == "\x7e" and type(data) is str:
+        return _name(data)
+    name: str = _REPORTLAB_NAME(data, lo, hi)
+    return name
+
+
 @cache
 def _fonts() -> dict[str, frozenset[int]]:
-    """Register the fonts once per process; each font's name with the code points it can draw."""
+    """Register the fonts once per process; each font's name with the code points it can draw.
+
+    Also has reportlab's document writer use :func:`pdfdoc_encode` and :func:`pdf_name`, which
+    return what its own functions return (``tests/test_pdf.py``): a tenth of drawing a PDF.
+    """
+    pdfdoc.pdfdocEnc = pdfdoc_encode
+    pdfdoc.PDFName = pdf_name
     drawable = {}
     for name in (REGULAR, BOLD):
         font = _KnownCodes(name, str(font_dir() / f"{name}.ttf"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -149,3 +149,26 @@ def test_fonts_are_matplotlibs_found_without_importing_it() -> None:
         "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent.parent)
+
+
+def _outcome(function: Callable[[str], object], text: str) -> object:
+    try:
+        return function(text)
+    except Exception as exc:  # the same refusal, as the same exception type
+        return type(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x2FF)) | st.text())
+def test_pdf_encoding_and_names_are_reportlabs(text: str) -> None:
+    """What the document writer uses instead of reportlab's codec and names: the same results."""
+    assert _outcome(pdf.pdfdoc_encode, text) == _outcome(pdf._REPORTLAB_ENCODE, text)
+    assert pdf.pdfdoc_encode(text.encode()) == text.encode()  # bytes pass through
+    assert _outcome(pdf.pdf_name, text) == _outcome(pdf._REPORTLAB_NAME, text)
+    assert _outcome(pdf.pdf_name, text) == _outcome(pdf._REPORTLAB_NAME, text)  # remembered
+
+
+def test_every_character_below_256_encodes_as_reportlab_does() -> None:
+    for code in range(256):
+        char = chr(code)
+        assert _outcome(pdf.pdfdoc_encode, char) == _outcome(pdf._REPORTLAB_ENCODE, char), code
