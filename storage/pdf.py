@@ -32,7 +32,7 @@ from weakref import WeakKeyDictionary
 from reportlab.lib.rl_accel import escapePDF, fp_str
 from reportlab.lib.units import mm
 from reportlab.lib.utils import simpleSplit
-from reportlab.pdfbase import pdfdoc, pdfmetrics
+from reportlab.pdfbase import pdfdoc, pdfmetrics, ttfonts
 from reportlab.pdfbase.pdfdoc import (
     PDFArray,
     PDFDocument,
@@ -54,6 +54,7 @@ __all__ = [
     "pdf_name",
     "pdfdoc_encode",
     "render_pdf",
+    "unicode_cmap",
     "wrap",
 ]
 
@@ -323,15 +324,35 @@ def pdf_name(data: str, lo: str = "\x21", hi: str = "\x7e") -> str:
     return name
 
 
+_REPORTLAB_CMAP = ttfonts.makeToUnicodeCMap
+
+
+@lru_cache(maxsize=64)
+def _cmap(fontname: str, subset: tuple[int, ...]) -> str:
+    cmap: str = _REPORTLAB_CMAP(fontname, subset)
+    return cmap
+
+
+def unicode_cmap(fontname: str, subset: Sequence[int]) -> str:
+    """A font subset's character map, as reportlab's ``makeToUnicodeCMap``, remembered.
+
+    Nearly every document of a trial embeds the same subsets, and reportlab formats each map
+    anew, a line per character.
+    """
+    return _cmap(fontname, tuple(subset))
+
+
 @cache
 def _fonts() -> dict[str, frozenset[int]]:
     """Register the fonts once per process; each font's name with the code points it can draw.
 
-    Also has reportlab's document writer use :func:`pdfdoc_encode` and :func:`pdf_name`, which
-    return what its own functions return (``tests/test_pdf.py``): a tenth of drawing a PDF.
+    Also has reportlab's document writer use :func:`pdfdoc_encode`, :func:`pdf_name` and
+    :func:`unicode_cmap`, which return what its own functions return (``tests/test_pdf.py``):
+    they save a tenth of drawing a PDF.
     """
     pdfdoc.pdfdocEnc = pdfdoc_encode
     pdfdoc.PDFName = pdf_name
+    ttfonts.makeToUnicodeCMap = unicode_cmap
     drawable = {}
     for name in (REGULAR, BOLD):
         font = _KnownCodes(name, str(font_dir() / f"{name}.ttf"))
@@ -439,12 +460,22 @@ def _font(name: str) -> _KnownCodes:
     return font
 
 
-def _text_object(canvas: Canvas, lines: Sequence[_Line]) -> str:
+@cache
+def _size_and_leading(size: float) -> str:
+    # reportlab's default leading: 1.2 times the size.
+    return f"{fp_str(size)} Tf {fp_str(size * 1.2)} TL"
+
+
+def _text_object(
+    canvas: Canvas, lines: Sequence[_Line], subset_names: dict[tuple[str, int], str]
+) -> str:
     """A page's lines as one PDF text object (drawing each line on its own costs twice as much).
 
     These are the operators reportlab's text object writes for ``setFont``, ``moveCursor``
     and ``textOut``, written here without its bookkeeping for each line (measuring every line
     again, looking its font up again), which cost more than writing the operators.
+    ``subset_names`` holds the document's font subsets' names, as reportlab gave them: the
+    lines alternate between fonts, so each line selects its font anew.
     """
     # The document the canvas writes: fonts assign their codes per document.
     pdf = canvas._doc  # type: ignore[attr-defined]
@@ -455,8 +486,7 @@ def _text_object(canvas: Canvas, lines: Sequence[_Line]) -> str:
     for index, (line, name, size, line_x, line_y) in enumerate(lines):
         if (name, size) != face:
             face, font, subset = (name, size), _font(name), -1
-            # reportlab's default leading: 1.2 times the size.
-            selected = f"{fp_str(size)} Tf {fp_str(size * 1.2)} TL"
+            selected = _size_and_leading(size)
         if index:
             ops.append(f"{fp_str(line_x - x, line_y - y)} Td")
             x, y = line_x, line_y
@@ -464,7 +494,11 @@ def _text_object(canvas: Canvas, lines: Sequence[_Line]) -> str:
         for run, codes in font.splitString(line, pdf):
             if run != subset:
                 subset = run
-                shown.append(f"{font.getSubsetInternalName(run, pdf)} {selected}")
+                # The first time, reportlab also adds the font to the document.
+                internal = subset_names.get((name, run))
+                if internal is None:
+                    internal = subset_names[name, run] = font.getSubsetInternalName(run, pdf)
+                shown.append(f"{internal} {selected}")
             shown.append(f"({escapePDF(codes)}) Tj")
         ops.append(" ".join(shown))
     ops.append("ET")
@@ -481,8 +515,9 @@ def render_pdf(doc: PdfDocument) -> bytes:
     canvas.setCreator("Prescreen")
     created = doc.created_at.astimezone(UTC).strftime("D:%Y%m%d%H%M%S+00'00'")
     canvas.setDateFormatter(lambda *_: created)
+    subset_names: dict[tuple[str, int], str] = {}
     for lines in _placed(doc):
-        canvas.addLiteral(_text_object(canvas, lines))
+        canvas.addLiteral(_text_object(canvas, lines, subset_names))
         canvas.showPage()
     canvas.save()
     return out.getvalue()

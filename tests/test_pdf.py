@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reportlab.lib.utils import simpleSplit
-from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase import pdfdoc, pdfmetrics, ttfonts
 from reportlab.pdfbase.pdfmetrics import getFont
 from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
 from reportlab.pdfgen.canvas import Canvas
@@ -28,9 +28,11 @@ from tests.test_exports import NOW, rich_screening
 
 
 def reportlab_text_object(
-    canvas: Canvas, lines: Sequence[tuple[str, str, float, float, float]]
+    canvas: Canvas,
+    lines: Sequence[tuple[str, str, float, float, float]],
+    subset_names: dict[tuple[str, int], str],
 ) -> str:
-    """A page's lines drawn through reportlab's own text object."""
+    """A page's lines drawn through reportlab's own text object (which names subsets itself)."""
     _, _, _, x, y = lines[0]
     text = canvas.beginText(x, y)
     face: tuple[str, float] | None = None
@@ -46,10 +48,14 @@ def reportlab_text_object(
 
 
 def drawn_by_reportlab(doc: PdfDocument, monkeypatch: pytest.MonkeyPatch) -> bytes:
-    """The document drawn with none of the shortcuts: reportlab's fonts and text object."""
+    """The document drawn with none of the shortcuts: reportlab's fonts, text object, encoding,
+    names and character maps."""
     render_pdf(doc)  # registers the fonts
     with monkeypatch.context() as m:
         m.setattr(pdf, "_text_object", reportlab_text_object)
+        m.setattr(pdfdoc, "pdfdocEnc", pdf._REPORTLAB_ENCODE)
+        m.setattr(pdfdoc, "PDFName", pdf._REPORTLAB_NAME)
+        m.setattr(ttfonts, "makeToUnicodeCMap", pdf._REPORTLAB_CMAP)
         for name in (REGULAR, BOLD):
             font = getFont(name)
             assert isinstance(font, TTFont)
@@ -166,6 +172,14 @@ def test_pdf_encoding_and_names_are_reportlabs(text: str) -> None:
     assert pdf.pdfdoc_encode(text.encode()) == text.encode()  # bytes pass through
     assert _outcome(pdf.pdf_name, text) == _outcome(pdf._REPORTLAB_NAME, text)
     assert _outcome(pdf.pdf_name, text) == _outcome(pdf._REPORTLAB_NAME, text)  # remembered
+
+
+def test_character_maps_are_reportlabs_and_remembered() -> None:
+    subset = [*range(32, 127), 0x2264, 0x00B5]
+    cmap = pdf.unicode_cmap("AAAAAA+DejaVuSans", subset)
+    assert cmap == pdf._REPORTLAB_CMAP("AAAAAA+DejaVuSans", subset)
+    assert pdf.unicode_cmap("AAAAAA+DejaVuSans", subset) is cmap
+    assert pdf.unicode_cmap("AAAAAB+DejaVuSans", subset) != cmap  # its name is in it
 
 
 def test_every_character_below_256_encodes_as_reportlab_does() -> None:
