@@ -45,6 +45,8 @@ class TranscriptEvent:
     entry: AuditEntry
     actor: Person
     description: str
+    local: datetime
+    """When it happened, in the site's time zone (every export format shows it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +191,11 @@ def build_transcript(
     staff = staff or StaffDirectory(repo)
     if entries is None:
         entries = repo.audit_events(screening.code)
+    zone = ZoneInfo(timezone)
     events = tuple(
-        TranscriptEvent(e, staff.person(e.actor), describe(protocol, e.kind, e.payload))
+        TranscriptEvent(
+            e, staff.person(e.actor), describe(protocol, e.kind, e.payload), e.at.astimezone(zone)
+        )
         for e in entries
     )
     verdict = verdict_of(protocol, screening.state)

@@ -8,8 +8,9 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
@@ -325,3 +326,17 @@ def test_bulk_transcripts_read_trails_a_page_at_a_time(seed: Protocol) -> None:
     assert pages == [["P-0", "P-1"], ["P-2", "P-3"], ["P-4"]]
     one_by_one = [build_transcript(repo, s, seed, timezone="UTC", now=NOW) for s in made]
     assert [first, *rest] == one_by_one
+
+
+def test_pdf_event_lines_give_utc_and_the_sites_time(transcript: Transcript) -> None:
+    texts = [p.text for p in transcript_document(transcript).paragraphs]
+    shanghai = ZoneInfo("Asia/Shanghai")
+    for e in transcript.events:
+        at = e.entry.at
+        line = (
+            f"#{e.entry.seq} {at:%Y-%m-%d %H:%M:%S} UTC "
+            f"({at.astimezone(shanghai):%H:%M} Asia/Shanghai) · "
+            f"{e.actor.name} ({e.actor.role}, {e.entry.actor})"
+        )
+        assert line in texts
+    assert transcript.events[0].local.utcoffset() == timedelta(hours=8)
