@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # (bench.e2e). At 5,000 a young collection still took 0.6 ms about every 130 answers, so one
 # answer in 130 carried it: a third of the slowest 1 %. At 50,000 the same work comes in
 # pauses a tenth as frequent, which leave the p99 (the p99.9 already held longer pauses):
-# p99 1.07-1.49 -> 0.98-1.04 ms in three interleaved pairs; memory stays flat (bench.memory).
+# p99 0.97-1.49 -> 0.89-1.04 ms in five interleaved pairs; memory stays flat (bench.memory).
 GC_THRESHOLDS: Final = (50_000, 10, 10)
 
 
