@@ -176,26 +176,31 @@ class DialogMachine:
         self.states: tuple[str, ...] = (*ids, *TERMINALS)
         self._lock = threading.Lock()
         self._cursor = _Cursor()
+        self._triggers: set[tuple[str, str]] = set()
         self._machine = Machine(
             model=self._cursor,
             states=list(self.states),
             initial=ids[0],
             auto_transitions=False,
-            send_event=True,
         )
-        for i, source in enumerate(ids):
-            for dest in (*ids[i + 1 :], *TERMINALS):
-                self._add("advance", source, dest)
-        for dest in ids:
-            self._add("revise", "*", dest)
-            self._add("resume", PENDING, dest)
+        # One machine trigger per kind of move and destination, from every source that may
+        # reach it: a move then fires the one transition its source has, instead of trying
+        # each destination's condition in turn (which cost more than judging the answers).
+        for i, dest in enumerate(ids):
+            if i:
+                self._add("advance", ids[:i], dest)
+            self._add("revise", list(self.states), dest)
+            self._add("resume", [PENDING], dest)
+        for dest in TERMINALS:
+            self._add("advance", ids, dest)
         for dest in (EXCLUDED, NEEDS_REVIEW, PENDING, ELIGIBLE):
-            self._add("decide", NEEDS_REVIEW, dest)
+            self._add("decide", [NEEDS_REVIEW], dest)
 
-    def _add(self, trigger: str, source: str, dest: str) -> None:
-        self._machine.add_transition(
-            trigger, source, dest, conditions=[lambda ev, d=dest: ev.kwargs["dest"] == d]
-        )
+    def _add(self, trigger: str, sources: list[str], dest: str) -> None:
+        # transitions types its sources as states or names; these are names.
+        named: list[Any] = sources
+        self._machine.add_transition(f"{trigger}>{dest}", named, dest)
+        self._triggers.add((trigger, dest))
 
     def move(self, source: str, trigger: str, dest: str) -> str:
         """Drive one screening's cursor from ``source`` to ``dest`` by ``trigger``.
@@ -203,17 +208,19 @@ class DialogMachine:
         Raises:
             IllegalMove: The graph has no such edge.
         """
+        if (trigger, dest) not in self._triggers:
+            raise IllegalMove(f"{trigger}: no edge to {dest}")
         # Screenings are many and short-lived; rather than registering each as a model (which
         # installs helper methods per state), one cursor is loaded with the screening's state.
         with self._lock:
             cursor = self._cursor
             self._machine.set_state(source, model=cursor)
             try:
-                cursor.trigger(trigger, dest=dest)  # type: ignore[attr-defined]
-            except Exception as exc:  # transitions raises MachineError for unknown triggers
+                fired = cursor.trigger(f"{trigger}>{dest}")  # type: ignore[attr-defined]
+            except Exception as exc:  # transitions raises MachineError for an invalid source
                 raise IllegalMove(f"{trigger}: {source} → {dest}: {exc}") from exc
             reached = cursor.state
-        if reached != dest:
+        if not fired or reached != dest:
             raise IllegalMove(f"{trigger}: no edge {source} → {dest}")
         return dest
 
@@ -282,7 +289,12 @@ def _retire_irrelevant(
     """
     changes: list[Change] = []
     for question in protocol.questions:
-        if question.id in answers and not is_relevant(question, answers):
+        # Most questions are asked unconditionally: those are never retired.
+        if (
+            question.relevant_if is not None
+            and question.id in answers
+            and not is_relevant(question, answers)
+        ):
             value = answers.pop(question.id)
             retired[question.id] = value
             changes.append(AnswerRetired(question.id, value))

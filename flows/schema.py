@@ -287,6 +287,11 @@ class Criterion(_Frozen):
             refs += referenced_questions(self.applies_if)
         return tuple(dict.fromkeys(refs))
 
+    @cached_property
+    def verdict_memo(self) -> dict[tuple[Any, ...], Any]:
+        """Verdicts already reached, by the values of :attr:`questions` (``flows.verdict``)."""
+        return {}
+
 
 class Protocol(_Frozen):
     """A trial's eligibility screen."""

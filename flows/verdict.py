@@ -141,12 +141,21 @@ class Verdict:
         return next(cv for cv in self.criteria if cv.criterion_id == criterion_id)
 
 
+# A criterion's verdict depends on nothing but the answers to the questions it reads and the
+# decision on it. Each step judges every criterion anew, yet most of them read answers that
+# the step did not touch, so verdicts are remembered per criterion by those values: from the
+# step after a criterion's questions are answered to the end of the screening, it is looked
+# up, not judged (each lookup saves building a verdict, about half the cost of judging).
+# Bounded: a criterion that has seen this many different sets of values starts afresh.
+MEMO_SIZE = 1024
+
+
 def judge(
     criterion: Criterion,
     answers: Mapping[str, AnswerValue],
     decision: Decision | None = None,
 ) -> CriterionVerdict:
-    """Evaluate one criterion against the current answers.
+    """Judge one criterion against the current answers.
 
     Args:
         criterion: The criterion.
@@ -156,6 +165,26 @@ def judge(
     Returns:
         The criterion's verdict. A decision is kept only while the criterion is not met.
     """
+    key = (*[answers.get(q) for q in criterion.questions], decision)
+    memo = criterion.verdict_memo
+    verdict: CriterionVerdict | None = memo.get(key)
+    if verdict is None:
+        # Explained later from the criterion's own answers only: the same values, the same
+        # explanation, whichever screening's answers it was first judged on.
+        own = {q: answers[q] for q in criterion.questions if q in answers}
+        verdict = _judge(criterion, own, decision)
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[key] = verdict
+    return verdict
+
+
+def _judge(
+    criterion: Criterion,
+    answers: Mapping[str, AnswerValue],
+    decision: Decision | None = None,
+) -> CriterionVerdict:
+    """:func:`judge` without the memo."""
     overridable = criterion.overridable
     if not any(q in answers for q in criterion.questions):
         # Nothing it reads is answered yet: every comparison is unknown, and Kleene logic

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from flows import (
@@ -15,6 +17,7 @@ from flows import (
     GoBack,
     Outcome,
     Protocol,
+    Quantity,
     Status,
     current_question,
     progress,
@@ -23,6 +26,7 @@ from flows import (
     verdict_of,
 )
 from flows.dialog import DialogMachine, IllegalMove, dialog_machine
+from flows.verdict import MEMO_SIZE, judge
 from tests.flows_helpers import ELIGIBLE_WOMAN, parsed, run
 
 
@@ -145,6 +149,25 @@ def test_one_machine_per_protocol_version(seed: Protocol) -> None:
     with pytest.raises(IllegalMove):
         machine.move("eligible", "decide", "eligible")
     assert machine.move("eligible", "revise", "age") == "age"
+    assert machine.move("age", "advance", "excluded") == "excluded"
+    assert machine.move("pending", "resume", "age") == "age"
+    with pytest.raises(IllegalMove):
+        machine.move("age", "resume", "sex")  # only a pending screening resumes
+    with pytest.raises(IllegalMove):
+        machine.move("age", "leap", "sex")  # no such kind of move
+
+
+def test_the_verdict_memo_stays_bounded(seed: Protocol) -> None:
+    criterion = next(c for c in seed.criteria if c.questions == ("age",))
+    criterion.verdict_memo.clear()
+    verdicts = [
+        judge(criterion, {"age": Quantity(Decimal(age) / 100, "years")})
+        for age in range(MEMO_SIZE + 10)
+    ]
+    assert 0 < len(criterion.verdict_memo) <= MEMO_SIZE
+    # Ages 0.00 to 10.33 years, all below the protocol's minimum, whether remembered or not.
+    assert {v.outcome for v in verdicts} == {Outcome.NOT_MET}
+    assert judge(criterion, {"age": Quantity(Decimal(30), "years")}).outcome is Outcome.MET
 
 
 def test_unknown_value_is_recorded_like_any_answer(seed: Protocol) -> None:

@@ -28,7 +28,7 @@ from flows import (
 from flows.rules import evaluate, truth
 from flows.schema import ChoiceQuestion, LabQuestion, NumberQuestion, Question
 from flows.units import ANALYTES
-from flows.verdict import Outcome
+from flows.verdict import Outcome, _judge, judge
 from tests.conftest import SEED_FILE
 
 SEED: Protocol = __import__("flows").load_protocol(SEED_FILE)
@@ -164,3 +164,21 @@ def test_the_fast_truth_agrees_with_the_explained_evaluation(
     for cv in verdict_of(SEED, ScreeningState("eligible", answers)).criteria:
         assert bool(cv.against) == (cv.outcome in (Outcome.NOT_MET, Outcome.UNKNOWN))
         assert all(c.result is None for c in cv.against) or cv.outcome is Outcome.NOT_MET
+
+
+@QUICK
+@given(st.lists(partial_answer_sets, min_size=2, max_size=4))
+def test_remembered_verdicts_are_the_verdicts_judged_afresh(
+    answer_sets_in_turn: list[dict[str, AnswerValue]],
+) -> None:
+    """Each criterion's verdict, looked up by its answers' values, is the one judging gives.
+
+    Several answer sets in turn fill the memo with other subjects' values first.
+    """
+    for answers in answer_sets_in_turn:
+        for criterion in SEED.criteria:
+            remembered = judge(criterion, answers)
+            fresh = _judge(criterion, answers)
+            assert remembered == fresh
+            assert remembered.checks == fresh.checks
+            assert remembered.against == fresh.against
