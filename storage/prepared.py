@@ -194,14 +194,21 @@ def driver_connection(engine: Engine, *, write: bool = False) -> Iterator[Any]:
     With ``write`` the block is one transaction, committed at its end and rolled back if it
     raises; on SQLite it begins with ``BEGIN IMMEDIATE`` (as :func:`storage.db.writer` does for
     Core) so that concurrent writers queue for the lock instead of failing half-way. Without,
-    each statement reads the latest committed data (SQLite runs in autocommit; PostgreSQL's
-    implicit transaction is rolled back when the connection returns to the pool).
+    each statement reads the latest committed data, in autocommit: SQLite's connections are
+    always in it (the engine's ``BEGIN`` only starts Core's transactions), and a PostgreSQL
+    connection is put in it for the block. Under PostgreSQL's READ COMMITTED each statement
+    sees what was committed when it began, in a transaction or not; outside one, a read costs
+    no ``BEGIN`` and no ``ROLLBACK``, two of its four round trips (the pool's ping is another).
     """
     error = engine.dialect.loaded_dbapi.Error
     try:
         connection = engine.raw_connection()
     except error as exc:  # the database cannot be reached (Core raises the same)
         raise DBAPIError.instance("connect", None, exc, error) from exc
+    autocommit = not write and engine.dialect.name == "postgresql"
+    if autocommit:
+        # psycopg sets this locally; the connection comes from the pool outside a transaction.
+        connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
     try:
         cursor = connection.cursor()
         try:
@@ -224,4 +231,7 @@ def driver_connection(engine: Engine, *, write: bool = False) -> Iterator[Any]:
         finally:
             cursor.close()
     finally:
+        driver = connection.dbapi_connection  # None once invalidated (the connection is gone)
+        if autocommit and driver is not None and not driver.closed:
+            driver.autocommit = False  # the pool's other users (Core, sessions) expect it off
         connection.close()

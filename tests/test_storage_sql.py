@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 from flows import Answer, Protocol, step
 from storage.audit import verify_entries
 from storage.db import SchemaOutdated, current_revision, ensure_schema, head_revision, upgrade
+from storage.prepared import driver_connection
 from storage.records import Role, Staff, StaleWrite
 from storage.sql import SqlRepository, resume_list_query
 from tests.conftest import Clock
@@ -419,3 +420,26 @@ def test_resume_list_reads_its_index_in_order_without_sorting(
             assert "USING INDEX ix_screening_resume" in plan, plan
             assert "TEMP B-TREE" not in plan, plan
     assert [s.code for s in sql_repo.unfinished(ALICE)] == ["R-2", "R-1", "R-0"]
+
+
+def test_reads_take_no_transaction_and_leave_the_pooled_connection_as_they_found_it(
+    sql_repo: SqlRepository, engine: Engine
+) -> None:
+    """A read runs outside a transaction (on PostgreSQL no ``BEGIN``, no ``ROLLBACK``).
+
+    The connection then goes back to the pool as it came: a Core transaction on it still
+    rolls back what it wrote.
+    """
+    with driver_connection(engine) as cursor:
+        cursor.execute("SELECT 1").fetchall()
+        if engine.dialect.name == "postgresql":
+            assert cursor.connection.info.transaction_status.name == "IDLE"
+        else:
+            assert not cursor.connection.in_transaction
+    assert not sql_repo.seen_update(7001)  # a read through the repository, on the same pool
+    with engine.connect() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO processed_update (update_id, processed_at) VALUES (7001, '2026-01-01')"
+        )
+        connection.rollback()
+    assert not sql_repo.seen_update(7001)
