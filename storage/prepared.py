@@ -206,10 +206,10 @@ def driver_connection(engine: Engine, *, write: bool = False) -> Iterator[Any]:
     except error as exc:  # the database cannot be reached (Core raises the same)
         raise DBAPIError.instance("connect", None, exc, error) from exc
     autocommit = not write and engine.dialect.name == "postgresql"
-    if autocommit:
-        # psycopg sets this locally; the connection comes from the pool outside a transaction.
-        connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
     try:
+        if autocommit:
+            # psycopg sets this locally; the pool hands connections out outside a transaction.
+            connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
         cursor = connection.cursor()
         try:
             if write and engine.dialect.name == "sqlite":
