@@ -135,11 +135,27 @@ class Prepared:
 
     def all(self, cursor: Any, **values: Any) -> list[dict[str, Any]]:
         """Run a query and return its rows."""
-        return [self.row(r) for r in self.execute(cursor, **values).fetchall()]
+        self.execute(cursor, **values)
+        try:
+            return [self.row(r) for r in cursor.fetchall()]
+        except self.error as exc:  # in a pipeline, this statement's or an earlier one's
+            raise DBAPIError.instance(self.sql, None, exc, self.error) from exc
 
     def first(self, cursor: Any, **values: Any) -> dict[str, Any] | None:
         """Run a query and return its first row, if any."""
-        raw = self.execute(cursor, **values).fetchone()
+        self.execute(cursor, **values)
+        return self.fetched(cursor)
+
+    def fetched(self, cursor: Any) -> dict[str, Any] | None:
+        """The first row of this statement's result, last run on ``cursor``, if any.
+
+        In a :func:`pipelined` block this waits for the replies to everything sent so far,
+        and raises the first error among them (that of an earlier statement, maybe).
+        """
+        try:
+            raw = cursor.fetchone()
+        except self.error as exc:
+            raise DBAPIError.instance(self.sql, None, exc, self.error) from exc
         return None if raw is None else self.row(raw)
 
 
@@ -205,7 +221,8 @@ def driver_connection(engine: Engine, *, write: bool = False) -> Iterator[Any]:
         connection = engine.raw_connection()
     except error as exc:  # the database cannot be reached (Core raises the same)
         raise DBAPIError.instance("connect", None, exc, error) from exc
-    autocommit = not write and engine.dialect.name == "postgresql"
+    postgresql = engine.dialect.name == "postgresql"
+    autocommit = not write and postgresql
     try:
         if autocommit:
             # psycopg sets this locally; the pool hands connections out outside a transaction.
@@ -232,6 +249,42 @@ def driver_connection(engine: Engine, *, write: bool = False) -> Iterator[Any]:
             cursor.close()
     finally:
         driver = connection.dbapi_connection  # None once invalidated (the connection is gone)
-        if autocommit and driver is not None and not driver.closed:
-            driver.autocommit = False  # the pool's other users (Core, sessions) expect it off
+        # Off again for the pool's other users (Core, sessions), after a read or a write that
+        # :func:`pipelined` began; the transaction has ended either way.
+        if postgresql and driver is not None and not driver.closed and driver.autocommit:
+            driver.autocommit = False
         connection.close()
+
+
+@contextmanager
+def pipelined(cursor: Any) -> Iterator[None]:
+    """Statements sent to PostgreSQL without waiting for each one's reply, until the block ends.
+
+    psycopg's pipeline mode. A write takes a handful of statements, and on PostgreSQL each
+    used to be a round trip of its own (``BEGIN`` included). In the block, a statement is only
+    sent; the replies come back together when a row is fetched (:meth:`Prepared.fetched`)
+    or when the block ends, and so do the errors: a statement's error is raised there, by
+    whichever fetch comes next, and the statements after it are not run. A check of a
+    statement's ``rowcount`` therefore belongs after the block. On SQLite (whose driver has
+    no pipeline) every statement runs as it is sent and the block changes nothing.
+
+    Used first thing in a :func:`driver_connection` write block, it also begins the
+    transaction: psycopg would send its own ``BEGIN`` and wait for the reply before the
+    block's first statement; sent as a statement of the block, it travels with them. psycopg
+    commits and rolls back by the server's transaction status, so the write block ends the
+    transaction as usual.
+    """
+    connection = cursor.connection
+    enter = getattr(connection, "pipeline", None)
+    if enter is None:
+        yield
+        return
+    begin = not connection.autocommit and connection.info.transaction_status.name == "IDLE"
+    if begin:
+        connection.autocommit = True  # back off once the transaction ends: driver_connection
+    # An error collected as the block ends is the driver's: :func:`driver_connection` wraps it
+    # as SQLAlchemy's (and drops a lost connection from the pool) as it rolls back.
+    with enter():
+        if begin:
+            cursor.execute("BEGIN")
+        yield

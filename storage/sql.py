@@ -44,7 +44,7 @@ from flows.values import LabResult, Quantity, value_from_json, value_to_json
 from storage.audit import GENESIS, next_link, step_events
 from storage.db import writer
 from storage.memory import utc_now
-from storage.prepared import Prepared, Processors, driver_connection
+from storage.prepared import Prepared, Processors, driver_connection, pipelined
 from storage.prepared import prepare as prepare_statement
 from storage.records import (
     AnswerEntry,
@@ -394,7 +394,8 @@ class SqlRepository:
 
     def set_current_screening(self, telegram_id: int, screening_id: int | None) -> None:
         """See :class:`storage.repository.Repository`."""
-        with driver_connection(self.engine, write=True) as cursor:
+        # BEGIN and the update in one round trip (then the commit).
+        with driver_connection(self.engine, write=True) as cursor, pipelined(cursor):
             self._hot.set_current.execute(cursor, tid=telegram_id, sid=screening_id)
 
     def list_staff(self) -> list[Staff]:
@@ -481,14 +482,23 @@ class SqlRepository:
             last_id = records[-1].id
 
     # --- writing ---
-    def _claim_update(self, cursor: Any, update_id: int | None, now: datetime) -> None:
-        if update_id is None:
-            return
+    def _claim_update(
+        self, cursor: Any, update_id: int | None, now: datetime, then: Prepared, **values: Any
+    ) -> dict[str, Any] | None:
+        """Claim the update, then run the query ``then``; returns its first row.
+
+        The primary key makes the claim atomic: a second delivery of the same update, in this
+        process or another, fails here and its whole transaction is rolled back. In a
+        pipeline the claim's error arrives with the query's reply, so the two share one
+        round trip and one ``except`` (the query cannot break an integrity constraint).
+        """
         try:
-            # The primary key makes the claim atomic: a second delivery of the same update,
-            # in this process or another, fails here and its whole transaction is rolled back.
-            self._hot.claim.execute(cursor, uid=update_id, now=now)
+            if update_id is not None:
+                self._hot.claim.execute(cursor, uid=update_id, now=now)
+            return then.first(cursor, **values)
         except IntegrityError as exc:
+            if update_id is None:
+                raise
             raise DuplicateUpdate(update_id) from exc
 
     def _audit(
@@ -521,9 +531,16 @@ class SqlRepository:
         self._hot.audit.execute_many(cursor, rows)
         return seq, head
 
-    def _lock(self, cursor: Any, screening: Screening) -> Mapping[str, Any]:
+    def _claim_and_lock(
+        self, cursor: Any, update_id: int | None, screening: Screening, now: datetime
+    ) -> Mapping[str, Any]:
+        """Claim the update, then read the screening's row, locked.
+
+        The claim comes first: a redelivery is then recognised as such, and dropped, rather
+        than reported as a conflicting write.
+        """
         # ``FOR UPDATE`` on PostgreSQL; on SQLite the transaction holds the write lock already.
-        row = self._hot.locked.first(cursor, sid=screening.id)
+        row = self._claim_update(cursor, update_id, now, self._hot.locked, sid=screening.id)
         assert row is not None, f"screening {screening.id} vanished"
         if row["row_version"] != screening.row_version:
             raise StaleWrite(
@@ -541,7 +558,10 @@ class SqlRepository:
         now: datetime,
         values: dict[str, Any],
     ) -> None:
-        """Append the audit events, then update the locked screening row (next version)."""
+        """Append the audit events, then update the locked screening row (next version).
+
+        Sent last in the write's pipeline: :meth:`_check_finished` checks it after the block.
+        """
         seq, head = self._audit(
             cursor, row["code"], row["audit_seq"], row["audit_head"], events, actor, now
         )
@@ -561,6 +581,14 @@ class SqlRepository:
             p_expected=row["row_version"],
             **{f"p_{name}": value for name, value in values.items()},
         )
+
+    @staticmethod
+    def _check_finished(cursor: Any, row: Mapping[str, Any]) -> None:
+        """Check, after the pipeline, that :meth:`_finish`'s update changed the row.
+
+        That update is the cursor's last statement; unless it changed the screening's row,
+        the transaction must not commit.
+        """
         if cursor.rowcount != 1:
             raise StaleWrite(f"screening {row['code']} changed during the write")
 
@@ -579,63 +607,53 @@ class SqlRepository:
         if protocol.digest not in self._stored_protocols:
             # Stored versions are never changed or removed, so once is enough per process.
             self.save_protocol(protocol)
+        started = {
+            "protocol": protocol.id,
+            "version": protocol.version,
+            "digest": protocol.digest,
+            "outcome": {"at": state.at, "status": "in_progress", "excluded_by": []},
+        }
         try:
             with driver_connection(self.engine, write=True) as cursor:
-                self._claim_update(cursor, update_id, now)  # first: a redelivery is a duplicate
-                if self._hot.code_taken.first(cursor, code=code) is not None:
-                    raise CodeTaken(code)
-                seq, head = self._audit(
-                    cursor,
-                    code,
-                    0,
-                    GENESIS,
-                    [
-                        (
-                            "screening_started",
-                            {
-                                "protocol": protocol.id,
-                                "version": protocol.version,
-                                "digest": protocol.digest,
-                                "outcome": {
-                                    "at": state.at,
-                                    "status": "in_progress",
-                                    "excluded_by": [],
-                                },
-                            },
-                        )
-                    ],
-                    actor,
-                    now,
-                )
-                values = {
-                    "code": code,
-                    "protocol_id": protocol.id,
-                    "protocol_version": protocol.version,
-                    "protocol_digest": protocol.digest,
-                    "status": "in_progress",
-                    "at": state.at,
-                    "revisiting": state.revisiting,
-                    "created_by": actor,
-                    "site": site,
-                    "created_at": now,
-                    "updated_at": now,
-                    "row_version": 1,
-                    "state": state_to_json(state),
-                    "audit_seq": seq,
-                    "audit_head": head,
-                }
-                inserted = self._hot.create.first(cursor, **values)
-                assert inserted is not None
-                created = _record(
-                    {
-                        **values,
-                        "id": inserted["id"],
-                        "closed_at": None,
-                        "close_kind": None,
-                        "close_reason": None,
-                        "closed_by": None,
+                with pipelined(cursor):
+                    # The claim first: a redelivery is a duplicate, not a taken code.
+                    taken = self._hot.code_taken
+                    if self._claim_update(cursor, update_id, now, taken, code=code):
+                        raise CodeTaken(code)
+                    seq, head = self._audit(
+                        cursor, code, 0, GENESIS, [("screening_started", started)], actor, now
+                    )
+                    values = {
+                        "code": code,
+                        "protocol_id": protocol.id,
+                        "protocol_version": protocol.version,
+                        "protocol_digest": protocol.digest,
+                        "status": "in_progress",
+                        "at": state.at,
+                        "revisiting": state.revisiting,
+                        "created_by": actor,
+                        "site": site,
+                        "created_at": now,
+                        "updated_at": now,
+                        "row_version": 1,
+                        "state": state_to_json(state),
+                        "audit_seq": seq,
+                        "audit_head": head,
                     }
-                )
+                    self._hot.create.execute(cursor, **values)
+                # The pipeline has collected the insert's reply with the others' as it ended.
+                inserted = self._hot.create.fetched(cursor)
+                assert inserted is not None
+            created = _record(
+                {
+                    **values,
+                    "id": inserted["id"],
+                    "closed_at": None,
+                    "close_kind": None,
+                    "close_reason": None,
+                    "closed_by": None,
+                }
+            )
         except IntegrityError as exc:  # a concurrent insert of the same code
             raise CodeTaken(code) from exc
         return self._remember(created)
@@ -654,49 +672,50 @@ class SqlRepository:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
         hot = self._hot
+        status = result.verdict.status.value
         with driver_connection(self.engine, write=True) as cursor:
-            # The update is claimed first: a redelivery to another process is then recognised
-            # as such (and dropped) rather than reported as a conflicting write.
-            self._claim_update(cursor, update_id, now)
-            row = self._lock(cursor, screening)
-            sid = row["id"]
-            for change in result.changes:
-                match change:
-                    case AnswerRecorded():
-                        self._record_answer(cursor, sid, change, raw_text, reason, actor, now)
-                    case AnswerRetired():
-                        hot.retire.execute(
-                            cursor, sid=sid, qid=change.question_id, now=now, reason=reason
-                        )
-                    case DecisionRecorded():
-                        d = change.decision
-                        hot.decide.execute(
-                            cursor,
-                            sid=sid,
-                            cid=d.criterion_id,
-                            approve=d.approve,
-                            reason=d.reason,
-                            actor=actor,
-                            now=now,
-                        )
-                    case DecisionWithdrawn():
-                        hot.withdraw.execute(
-                            cursor, sid=sid, cid=change.decision.criterion_id, now=now
-                        )
-            status = result.verdict.status.value
-            self._finish(
-                cursor,
-                row,
-                step_events(event, result, raw_text, reason),
-                actor,
-                now,
-                {
-                    "at": result.state.at,
-                    "revisiting": result.state.revisiting,
-                    "status": status,
-                    "state": state_to_json(result.state),
-                },
-            )
+            # On PostgreSQL three round trips: the claim with the locked read, the changes with
+            # the audit events and the update, and the commit.
+            with pipelined(cursor):
+                row = self._claim_and_lock(cursor, update_id, screening, now)
+                sid = row["id"]
+                for change in result.changes:
+                    match change:
+                        case AnswerRecorded():
+                            self._record_answer(cursor, sid, change, raw_text, reason, actor, now)
+                        case AnswerRetired():
+                            hot.retire.execute(
+                                cursor, sid=sid, qid=change.question_id, now=now, reason=reason
+                            )
+                        case DecisionRecorded():
+                            d = change.decision
+                            hot.decide.execute(
+                                cursor,
+                                sid=sid,
+                                cid=d.criterion_id,
+                                approve=d.approve,
+                                reason=d.reason,
+                                actor=actor,
+                                now=now,
+                            )
+                        case DecisionWithdrawn():
+                            hot.withdraw.execute(
+                                cursor, sid=sid, cid=change.decision.criterion_id, now=now
+                            )
+                self._finish(
+                    cursor,
+                    row,
+                    step_events(event, result, raw_text, reason),
+                    actor,
+                    now,
+                    {
+                        "at": result.state.at,
+                        "revisiting": result.state.revisiting,
+                        "status": status,
+                        "state": state_to_json(result.state),
+                    },
+                )
+            self._check_finished(cursor, row)
         stored = Screening(
             id=screening.id,
             code=screening.code,
@@ -727,7 +746,8 @@ class SqlRepository:
         actor: int,
         now: datetime,
     ) -> None:
-        inserted = self._hot.answer.first(
+        statement = self._hot.answer
+        statement.execute(
             cursor,
             sid=sid,
             qid=change.question_id,
@@ -739,10 +759,12 @@ class SqlRepository:
             now=now,
             status="active",
         )
-        assert inserted is not None
         if change.previous is not None:
             # Only a question that had a current answer has an active row to supersede (an
-            # answer retired by a correction is no longer active).
+            # answer retired by a correction is no longer active). Superseding needs the new
+            # row's id: a correction waits for the insert's reply (a round trip in a pipeline).
+            inserted = statement.fetched(cursor)
+            assert inserted is not None
             self._hot.supersede.execute(
                 cursor,
                 sid=sid,
@@ -764,25 +786,24 @@ class SqlRepository:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
         with driver_connection(self.engine, write=True) as cursor:
-            # The update is claimed first: a redelivery to another process is then recognised
-            # as such (and dropped) rather than reported as a conflicting write.
-            self._claim_update(cursor, update_id, now)
-            row = self._lock(cursor, screening)
-            status = "cancelled" if kind == "cancelled" else row["status"]
-            self._finish(
-                cursor,
-                row,
-                [(f"screening_{kind}", {"reason": reason, "status": status})],
-                actor,
-                now,
-                {
-                    "status": status,
-                    "closed_at": now,
-                    "close_kind": kind,
-                    "close_reason": reason,
-                    "closed_by": actor,
-                },
-            )
+            with pipelined(cursor):
+                row = self._claim_and_lock(cursor, update_id, screening, now)
+                status = "cancelled" if kind == "cancelled" else row["status"]
+                self._finish(
+                    cursor,
+                    row,
+                    [(f"screening_{kind}", {"reason": reason, "status": status})],
+                    actor,
+                    now,
+                    {
+                        "status": status,
+                        "closed_at": now,
+                        "close_kind": kind,
+                        "close_reason": reason,
+                        "closed_by": actor,
+                    },
+                )
+            self._check_finished(cursor, row)
         record = self.get_screening(screening.id)
         assert record is not None
         return record

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, event, inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from flows import Answer, Protocol, step
+from flows import Answer, GoBack, Protocol, step
 from storage.audit import verify_entries
 from storage.db import SchemaOutdated, current_revision, ensure_schema, head_revision, upgrade
-from storage.prepared import driver_connection
+from storage.prepared import driver_connection, pipelined
 from storage.records import Role, Staff, StaleWrite
 from storage.sql import SqlRepository, resume_list_query
 from tests.conftest import Clock
@@ -443,3 +450,94 @@ def test_reads_take_no_transaction_and_leave_the_pooled_connection_as_they_found
         )
         connection.rollback()
     assert not sql_repo.seen_update(7001)
+
+
+def _round_trips(trace: str) -> int:
+    """How often the client waited for the server: each turn from sending to receiving."""
+    directions = [line.split("\t", 1)[0] for line in trace.splitlines() if line]
+    return sum(1 for sent, got in itertools.pairwise(directions) if (sent, got) == ("F", "B"))
+
+
+@contextmanager
+def traced(engine: Engine, directory: Path) -> Iterator[list[str]]:
+    """libpq's protocol trace of every connection checked out of ``engine``'s pool."""
+    traces: list[str] = []
+    files: dict[int, tuple[int, Path]] = {}
+    names = itertools.count(len(list(directory.iterdir())))
+
+    def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        path = directory / f"{next(names)}.trace"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        files[id(dbapi_connection)] = fd, path
+        dbapi_connection.pgconn.trace(fd)
+        dbapi_connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def checkin(dbapi_connection: Any, _record: Any) -> None:
+        # Back in the pool as the pool's other users expect it: outside a transaction, and
+        # not in autocommit (which a pipelined write turns on to send its own BEGIN).
+        assert dbapi_connection.info.transaction_status.name == "IDLE"
+        assert not dbapi_connection.autocommit
+        fd, path = files.pop(id(dbapi_connection))
+        dbapi_connection.pgconn.untrace()
+        os.close(fd)
+        traces.append(path.read_text())
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
+    try:
+        yield traces
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "checkin", checkin)
+
+
+def test_a_write_on_postgresql_waits_for_the_server_three_times(
+    postgres_engine: Engine, clock: Clock, seed: Protocol, tmp_path: Path
+) -> None:
+    """The claim and the locked read, then the changes, the audit events and the update, then
+    the commit: three round trips after the pool's ping (there were seven), and one more to
+    learn the new answer's id when a correction supersedes an earlier one."""
+    upgrade(postgres_engine)
+    repo = SqlRepository(postgres_engine, clock=clock)
+    s = begin(repo, seed)
+    with traced(postgres_engine, tmp_path) as traces:
+        s = answer(repo, seed, s, update_id=9001)
+    assert len(traces) == 1 and "processed_update" in traces[0] and "COMMIT" in traces[0]
+    assert _round_trips(traces[0]) == 3, traces[0]
+    first = s.state.at
+    s = answer(repo, seed, s)
+    back = GoBack(first)
+    s = repo.record_step(s, back, step(seed, s.state, back), actor=ALICE)
+    with traced(postgres_engine, tmp_path) as traces:
+        s = answer(repo, seed, s, reason="misread the source")
+    assert [e.status for e in repo.answers(s.id) if e.question_id == first] == [
+        "superseded",
+        "active",
+    ]
+    assert _round_trips(traces[0]) == 4, traces[0]
+    with traced(postgres_engine, tmp_path) as traces:
+        repo.set_current_screening(ALICE, s.id)
+        begin(repo, seed, code="S-002", update_id=9002)
+        repo.close(s, "cancelled", actor=ALICE, reason="withdrew")
+    # Setting the current screening, creating one, closing one, and close's read of it after.
+    assert [_round_trips(t) for t in traces] == [2, 3, 3, 1]
+
+
+def test_an_error_in_a_pipeline_rolls_back_the_whole_write(engine: Engine) -> None:
+    """Statements after a failed one in a :func:`pipelined` block are not run, the error is
+    SQLAlchemy's, and nothing of the transaction stays (on SQLite, statements run at once)."""
+    upgrade(engine)
+    insert = "INSERT INTO processed_update (update_id, processed_at) VALUES (%s, '2026-01-01')"
+    if engine.dialect.name == "sqlite":
+        insert = insert.replace("%s", "?")
+    with (
+        pytest.raises(IntegrityError),
+        driver_connection(engine, write=True) as cursor,
+        pipelined(cursor),
+    ):
+        cursor.execute(insert, (7101,))
+        cursor.execute(insert, (7101,))  # the primary key refuses it
+        cursor.execute(insert, (7102,))
+    with driver_connection(engine) as cursor:
+        cursor.execute("SELECT count(*) FROM processed_update")
+        assert cursor.fetchone()[0] == 0
