@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,14 @@ from sqlmodel import SQLModel
 
 from flows import Answer, GoBack, Protocol, step
 from storage.audit import verify_entries
-from storage.db import SchemaOutdated, current_revision, ensure_schema, head_revision, upgrade
+from storage.db import (
+    SchemaOutdated,
+    current_revision,
+    ensure_schema,
+    head_revision,
+    make_engine,
+    upgrade,
+)
 from storage.prepared import driver_connection, pipelined
 from storage.records import Role, Staff, StaleWrite
 from storage.sql import SqlRepository, resume_list_query
@@ -541,3 +549,34 @@ def test_an_error_in_a_pipeline_rolls_back_the_whole_write(engine: Engine) -> No
     with driver_connection(engine) as cursor:
         cursor.execute("SELECT count(*) FROM processed_update")
         assert cursor.fetchone()[0] == 0
+
+
+def test_a_connection_the_server_has_closed_is_replaced_without_an_error(
+    postgres_engine: Engine, seed: Protocol
+) -> None:
+    """A pooled connection whose server session was ended is refused at checkout, before any
+    statement: the reads and the write after it run on a fresh connection, and succeed."""
+    upgrade(postgres_engine)
+    repo = SqlRepository(postgres_engine)
+    s = begin(repo, seed)
+    with driver_connection(postgres_engine) as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    admin = make_engine(postgres_engine.url.render_as_string(hide_password=False))
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+            for _ in range(100):  # until the session has ended (its socket closed)
+                gone = connection.exec_driver_sql(
+                    f"SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = {pid})"
+                ).scalar()
+                if gone:
+                    break
+                time.sleep(0.05)
+    finally:
+        admin.dispose()
+    with driver_connection(postgres_engine) as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
+    assert repo.get_screening(s.id) is not None
+    assert answer(repo, seed, s).row_version == s.row_version + 1
