@@ -503,8 +503,8 @@ def test_a_write_on_postgresql_waits_for_the_server_three_times(
     postgres_engine: Engine, clock: Clock, seed: Protocol, tmp_path: Path
 ) -> None:
     """The claim and the locked read, then the changes, the audit events and the update, then
-    the commit: three round trips after the pool's ping (there were seven), and one more to
-    learn the new answer's id when a correction supersedes an earlier one."""
+    the commit: three round trips after the checkout (there were seven, and a ping before
+    them), and one more to learn the new answer's id when a correction supersedes another."""
     upgrade(postgres_engine)
     repo = SqlRepository(postgres_engine, clock=clock)
     s = begin(repo, seed)
@@ -580,3 +580,24 @@ def test_a_connection_the_server_has_closed_is_replaced_without_an_error(
         assert cursor.fetchone()[0] != pid
     assert repo.get_screening(s.id) is not None
     assert answer(repo, seed, s).row_version == s.row_version + 1
+
+
+def test_an_update_that_changed_no_row_is_not_committed(
+    sql_repo: SqlRepository, seed: Protocol, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version-checked update is checked after the pipeline, before the commit: if it
+    changed no row, the write fails as stale and nothing of it stays."""
+    s = begin(sql_repo, seed)
+    finish = sql_repo._finish
+
+    def finish_against_another_version(cursor: Any, row: Any, *args: Any) -> None:
+        finish(cursor, {**row, "row_version": row["row_version"] + 100}, *args)
+
+    monkeypatch.setattr(sql_repo, "_finish", finish_against_another_version)
+    with pytest.raises(StaleWrite, match="changed during the write"):
+        answer(sql_repo, seed, s, update_id=9101)
+    monkeypatch.undo()
+    assert sql_repo.answers(s.id) == []
+    assert len(sql_repo.audit_events(s.code)) == 1  # screening_started only
+    assert not sql_repo.seen_update(9101)
+    assert answer(sql_repo, seed, s, update_id=9101).row_version == s.row_version + 1
