@@ -46,6 +46,7 @@ from telegram.request import BaseRequest
 from bot.callbacks import Callback, decode
 from bot.i18n import REASONS, t
 from bot.ordering import PerChatUpdateProcessor
+from bot.outgoing import expect_untyped_calls, remove_buttons, send_text
 from bot.service import (
     SIGN_MEANING,
     AlreadyProcessed,
@@ -212,7 +213,7 @@ class PrescreenBot:
         """Send a message to the chat the update came from."""
         chat = update.effective_chat
         assert chat is not None
-        await context.bot.send_message(chat.id, clip(text), reply_markup=markup)
+        await send_text(context.bot, chat.id, clip(text), markup)
 
     # --- access gate --------------------------------------------------------------------------
 
@@ -430,8 +431,8 @@ class PrescreenBot:
         for member in await self.db(self.repo.list_staff):
             if member.role is Role.INVESTIGATOR and can_access(member, after):
                 try:
-                    await context.bot.send_message(
-                        member.telegram_id, t("notify_review", "en", code=after.code)
+                    await send_text(
+                        context.bot, member.telegram_id, t("notify_review", "en", code=after.code)
                     )
                 except TelegramError:
                     log.warning("could not notify investigator %s", member.telegram_id)
@@ -1065,7 +1066,8 @@ class PrescreenBot:
         number = protocol.criteria_by_id[criterion_id].number
         await self.send(update, context, t("decided", lang, code=screening.code))
         try:
-            await context.bot.send_message(
+            await send_text(
+                context.bot,
                 screening.created_by,
                 t(
                     "notify_decided",
@@ -1093,7 +1095,7 @@ class PrescreenBot:
             # and trying again shortly works (connections are re-established on their own).
             key = "db_unavailable" if isinstance(context.error, OperationalError) else "error"
             try:
-                await context.bot.send_message(update.effective_chat.id, t(key, lang, ref=ref))
+                await send_text(context.bot, update.effective_chat.id, t(key, lang, ref=ref))
             except TelegramError:
                 log.warning("could not send the apology for ref %s", ref)
 
@@ -1170,8 +1172,12 @@ async def _acknowledge(query: CallbackQuery, text: str | None = None, alert: boo
 
 async def _remove_keyboard(query: CallbackQuery) -> None:
     """Remove a tapped message's buttons (they are spent); a message gone meanwhile is fine."""
+    message = query.message
+    if message is None:  # a message sent in inline mode, which the bot does not use
+        return
     try:
-        await query.edit_message_reply_markup(None)
+        # Telegram refuses the edit of a message too old to change (an inaccessible one).
+        await remove_buttons(query.get_bot(), message.chat.id, message.message_id)
     except TelegramError:
         log.debug("could not remove the keyboard of message %s", query.message)
 
@@ -1196,6 +1202,7 @@ def build_application(
     """
     if settings.bot_token is None:
         raise ValueError(MISSING_TOKEN)
+    expect_untyped_calls()
     builder = (
         ApplicationBuilder()
         .token(settings.bot_token.get_secret_value())

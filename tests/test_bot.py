@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
+from telegram.warnings import PTBUserWarning
 
 from bot.telegram_bot import COMMANDS
 from flows import Protocol
@@ -389,3 +392,30 @@ async def test_export_in_chat(world: BotWorld) -> None:
     bob = world.chat(5007, "Bob")
     assert await bob.send("/export S-118") == ["You may not open screening S-118."]
     assert len(world.api.methods("sendDocument")) == 2
+
+
+async def test_messages_go_out_untyped_and_warn_of_nothing(world: BotWorld, seed: Protocol) -> None:
+    """The bot sends and edits with ``do_api_request`` (it reads no reply), on purpose.
+
+    With every warning an error from before the application is built, a screening's first tap
+    still sends the next question and removes the spent buttons, with no error; another
+    endpoint called the same way still warns.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        strict = await start_world(world.engine, seed)
+        alice = strict.chat(ALICE)
+        await alice.send("/new S-140")
+        question = alice.last_message()
+        assert question["reply_markup"]["inline_keyboard"]
+        reply = await alice.press("Yes")
+        assert "Question 2 of" in reply[0]
+        removed = strict.api.methods("editMessageReplyMarkup")
+        assert [(int(p["chat_id"]), int(p["message_id"])) for p in removed] == [
+            (ALICE, question["message_id"])
+        ]
+        assert "reply_markup" not in removed[0]  # an edit without a keyboard removes it
+        with pytest.raises(PTBUserWarning, match=r"Bot\.getMe"):
+            await strict.app.bot.do_api_request("getMe")
+        await strict.app.shutdown()
+    assert strict.errors == []
