@@ -2,8 +2,9 @@
 
 python-telegram-bot's typed methods (``send_message``, ``edit_message_reply_markup``) turn
 Telegram's reply into a ``Message``: the message as sent, with its keyboard, sender and chat,
-each a library object. The bot never reads that reply, and building it cost about a sixth of
-an answer's time end to end (``bench.e2e``: 1,042–1,259 answers/s before, 1,274–1,470 after).
+each a library object. The bot never reads that reply, and building it costs about 90 µs for a
+question sent with its keyboard and 60 µs for the edit that removes spent buttons: about a
+sixth of an answer's time end to end (``bench.e2e``).
 ``Bot.do_api_request`` makes the same call through the same transport, rate limiter, error
 handling and ``None``-dropping of parameters, and returns the reply as decoded JSON.
 
@@ -16,8 +17,10 @@ from __future__ import annotations
 import warnings
 from typing import Final
 
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import Bot
 from telegram.warnings import PTBUserWarning
+
+from bot.keyboards import Keyboard
 
 __all__ = ["expect_untyped_calls", "remove_buttons", "send_text"]
 
@@ -37,9 +40,7 @@ def expect_untyped_calls() -> None:
     )
 
 
-async def send_text(
-    bot: Bot, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None
-) -> None:
+async def send_text(bot: Bot, chat_id: int, text: str, markup: Keyboard | None = None) -> None:
     """Send a text message, with its inline keyboard if any.
 
     Raises:

@@ -20,13 +20,7 @@ from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.exc import OperationalError
-from telegram import (
-    BotCommand,
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Update,
-)
+from telegram import BotCommand, CallbackQuery, Update
 from telegram.constants import MessageLimit
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -45,6 +39,7 @@ from telegram.request import BaseRequest
 
 from bot.callbacks import Callback, decode
 from bot.i18n import REASONS, t
+from bot.keyboards import Button, Keyboard, button, keyboard
 from bot.ordering import PerChatUpdateProcessor
 from bot.outgoing import expect_untyped_calls, remove_buttons, send_text
 from bot.service import (
@@ -95,7 +90,7 @@ from storage.transcript import build_transcript
 log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
-Markup = InlineKeyboardMarkup | None
+Markup = Keyboard | None
 
 COMMANDS: dict[Lang, list[tuple[str, str]]] = {
     "en": [
@@ -135,8 +130,8 @@ def clip(text: str) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _button(text: str, callback: Callback) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text[:64], callback_data=callback.encode())
+def _button(text: str, callback: Callback) -> Button:
+    return button(text, callback.encode())
 
 
 def _user_data(context: Context) -> dict[Any, Any]:
@@ -255,7 +250,7 @@ class PrescreenBot:
                     answer=answer_text(protocol, question.id, state.answers[question.id], lang),
                 )
             qi = protocol.question_index[question.id]
-            rows: list[list[InlineKeyboardButton]] = []
+            rows: list[list[Button]] = []
             if isinstance(question, YesNoQuestion):
                 rows.append(
                     [
@@ -274,14 +269,14 @@ class PrescreenBot:
             if previous_question(protocol, screening.state) is not None:
                 last.append(_button(t("b_back", lang), Callback("p", sid, rev, str(qi))))
             rows.append(last)
-            return text, InlineKeyboardMarkup(rows)
+            return text, keyboard(rows)
         verdict = verdict_of(protocol, state)
         text = (
             f"[{screening.code}] {outcome_text(protocol, state, verdict, lang)}\n\n"
             f"{summary(protocol, verdict, lang)}"
         )
         correct = _button(t("b_correct", lang), Callback("k", sid, rev))
-        actions: dict[str, tuple[str, list[InlineKeyboardButton]]] = {
+        actions: dict[str, tuple[str, list[Button]]] = {
             EXCLUDED: (
                 "excluded_actions",
                 [_button(t("b_confirm_exclusion", lang), Callback("x", sid, rev))],
@@ -292,7 +287,7 @@ class PrescreenBot:
         }
         key, buttons = actions[state.at]
         text += "\n\n" + t(key, lang)
-        return text, InlineKeyboardMarkup([[*buttons, correct]])
+        return text, keyboard([[*buttons, correct]])
 
     async def show(
         self, update: Update, context: Context, screening: Screening, prefix: str = ""
@@ -337,7 +332,7 @@ class PrescreenBot:
                 assert hold is not None and parsed.confirm is not None
                 chat["hold"] = {**hold, "qid": qid, "confirmed": True}
                 sid, rev = screening.id, screening.row_version
-                markup = InlineKeyboardMarkup(
+                markup = keyboard(
                     [
                         [
                             _button(t("b_record", lang), Callback("v", sid, rev, "one")),
@@ -393,7 +388,7 @@ class PrescreenBot:
             old=answer_text(protocol, qid, previous, lang),
             new=answer_text(protocol, qid, value, lang),
         )
-        await self.send(update, context, text, InlineKeyboardMarkup(rows))
+        await self.send(update, context, text, keyboard(rows))
 
     async def _apply_prefills(
         self, update: Update, context: Context, screening: Screening
@@ -467,7 +462,7 @@ class PrescreenBot:
                 [_button(p.title.get(lang)[:60], Callback("t", 0, 0, str(i)))]
                 for i, p in enumerate(protocols)
             ]
-            await self.send(update, context, t("choose_trial", lang), InlineKeyboardMarkup(rows))
+            await self.send(update, context, t("choose_trial", lang), keyboard(rows))
             return
         if context.args:
             await self._begin(update, context, protocols[0], " ".join(context.args))
@@ -514,7 +509,7 @@ class PrescreenBot:
                 f"{STATUS_LABEL[Status(s.status)][lang]} · {ago}"
             )
             rows.append([_button(label, Callback("m", s.id, s.row_version))])
-        await self.send(update, context, t("unfinished", lang), InlineKeyboardMarkup(rows))
+        await self.send(update, context, t("unfinished", lang), keyboard(rows))
 
     async def cmd_status(self, update: Update, context: Context) -> None:
         """/status: the current screen."""
@@ -551,7 +546,7 @@ class PrescreenBot:
         if not rows:
             await self.send(update, context, t("nothing_to_change", lang))
             return
-        await self.send(update, context, t("back_choose", lang), InlineKeyboardMarkup(rows))
+        await self.send(update, context, t("back_choose", lang), keyboard(rows))
 
     async def cmd_cancel(self, update: Update, context: Context) -> None:
         """/cancel: abandon the current screening, with a reason."""
@@ -581,7 +576,7 @@ class PrescreenBot:
             [_button(f"{s.code} · {s.protocol_id}", Callback("o", s.id, s.row_version))]
             for s in waiting
         ]
-        await self.send(update, context, t("review_list", lang), InlineKeyboardMarkup(rows))
+        await self.send(update, context, t("review_list", lang), keyboard(rows))
 
     async def cmd_export(self, update: Update, context: Context) -> None:
         """/export [CODE]: the transcript of the current (or a named) screening, PDF and JSON."""
@@ -629,7 +624,7 @@ class PrescreenBot:
             update,
             context,
             t("language_choose", self.lang(update, context)),
-            InlineKeyboardMarkup(rows),
+            keyboard(rows),
         )
 
     async def cmd_staff(self, update: Update, context: Context) -> None:
@@ -772,7 +767,7 @@ class PrescreenBot:
             "batch": [[q, raw] for q, raw, _ in batch],
         }
         sid, rev = screening.id, screening.row_version
-        markup = InlineKeyboardMarkup(
+        markup = keyboard(
             [
                 [
                     _button(t("b_record", lang), Callback("v", sid, rev, "batch")),
@@ -1038,7 +1033,7 @@ class PrescreenBot:
             f"[{screening.code}] {outcome_text(protocol, screening.state, verdict, lang)}"
             f"\n\n{summary(protocol, verdict, lang)}"
         )
-        await self.send(update, context, text, InlineKeyboardMarkup(rows) if rows else None)
+        await self.send(update, context, text, keyboard(rows) if rows else None)
 
     async def _decide(
         self,
