@@ -33,7 +33,7 @@ class Keyboard(TypedDict):
 
 
 def button(text: str, data: str) -> Button:
-    """A button labelled ``text`` (cut to Telegram's limit) that sends back ``data``."""
+    """A button labelled ``text`` (cut to ``MAX_LABEL`` characters) that sends back ``data``."""
     return {"text": text[:MAX_LABEL], "callback_data": data}
 
 

@@ -202,9 +202,17 @@ class Chat:
                         return sent, button["callback_data"]
         raise AssertionError(f"no button {label!r}; last message: {self.last_text()!r}")
 
-    async def press(self, label: str, *, message: dict[str, Any] | None = None) -> list[str]:
-        """Tap a button; returns the texts the bot sent in reply."""
+    async def press(
+        self, label: str, *, message: dict[str, Any] | None = None, inaccessible: bool = False
+    ) -> list[str]:
+        """Tap a button; returns the texts the bot sent in reply.
+
+        ``inaccessible``: Telegram no longer shows the bot the message (one too old, say), so
+        the tap carries only its chat and id, with date 0.
+        """
         sent, data = self.button(label, message=message)
+        if inaccessible:
+            sent = {"chat": sent["chat"], "message_id": sent["message_id"], "date": 0}
         query = {
             "id": str(next(_update_ids)),
             "from": self.user,

@@ -419,3 +419,14 @@ async def test_messages_go_out_untyped_and_warn_of_nothing(world: BotWorld, seed
             await strict.app.bot.do_api_request("getMe")
         await strict.app.shutdown()
     assert strict.errors == []
+
+
+async def test_a_tap_on_a_message_telegram_no_longer_shows_is_recorded(world: BotWorld) -> None:
+    """Its buttons cannot be removed (Telegram refuses the edit); the answer counts all the same."""
+    alice = world.chat(ALICE)
+    await alice.send("/new S-141")
+    world.api.failures["editMessageReplyMarkup"] = "Bad Request: message can't be edited"
+    reply = await alice.press("Yes", inaccessible=True)
+    assert "Question 2 of" in reply[0]
+    assert [e.kind for e in world.repo.audit_events("S-141")].count("answer_recorded") == 1
+    assert len(world.api.methods("editMessageReplyMarkup")) == 1
