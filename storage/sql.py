@@ -41,9 +41,10 @@ from flows import (
 from flows.dialog import Event
 from flows.rules import format_actual
 from flows.values import LabResult, Quantity, value_from_json, value_to_json
-from storage.audit import GENESIS, next_link, step_events
+from storage.audit import GENESIS, ChainLink, next_link, step_events
 from storage.db import writer
 from storage.memory import utc_now
+from storage.one_statement import StepStatements, shape_of, touches_rows_once
 from storage.prepared import Prepared, Processors, driver_connection, pipelined
 from storage.prepared import prepare as prepare_statement
 from storage.records import (
@@ -141,11 +142,32 @@ def _unit(value: Any) -> str | None:
     return value.unit if isinstance(value, Quantity | LabResult) else None
 
 
+def _links(
+    code: str,
+    seq: int,
+    head: str,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    actor: int | None,
+    now: datetime,
+) -> list[ChainLink]:
+    """The links that append ``events`` to the chain of ``code`` ending at ``(seq, head)``."""
+    links = []
+    for kind, payload in events:
+        seq += 1
+        link = next_link(code, head, seq, kind, payload, actor, now)
+        links.append(link)
+        head = link.hash
+    return links
+
+
 # What a staff record is made of.
 _STAFF = ("telegram_id", "display_name", "role", "active", "site", "current_screening_id")
 
 # How many open screenings a repository keeps decoded (about one per chat active at once).
 CACHED_SCREENINGS = 4096
+
+# A screening's audit chain at one version of its row: the last event's number and hash.
+Chain = tuple[int, str]
 
 # What recording a step reads back of the locked screening row.
 _LOCKED: tuple[str, ...] = (
@@ -322,8 +344,19 @@ class SqlRepository:
         self._write = writer(engine)
         self._clock = clock
         self._hot = _Hot(engine.dialect)
+        # On PostgreSQL a step is written in one statement when it can be (storage.one_statement).
+        self._steps = (
+            StepStatements(
+                engine.dialect,
+                self._hot.processors,
+                {t.name: t for t in (SCREENING, ANSWER, DECISION, AUDIT, UPDATE)},
+            )
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         self._stored_protocols: set[str] = set()  # digests known to be in the database
-        self._decoded: dict[int, Screening] = {}  # see :meth:`_recent`
+        # Each with its audit chain at that version when known: see :meth:`_recent`.
+        self._decoded: dict[int, tuple[Screening, Chain | None]] = {}
         self._decoded_lock = threading.Lock()  # the bot may call from several threads
 
     def _read(self, statement: Prepared, **values: Any) -> dict[str, Any] | None:
@@ -351,15 +384,25 @@ class SqlRepository:
         wrote since has another version, and is read from the database.
         """
         cached = self._decoded.get(screening_id)
-        return cached if cached is not None and cached.row_version == row_version else None
+        return cached[0] if cached is not None and cached[0].row_version == row_version else None
 
-    def _remember(self, screening: Screening) -> Screening:
-        """Keep an open screening for :meth:`_recent` (a closed one is let go); returns it."""
+    def _chain(self, screening: Screening) -> Chain | None:
+        """The audit chain of ``screening``'s row at its version, if this repository knows it."""
+        cached = self._decoded.get(screening.id)
+        if cached is None or cached[0].row_version != screening.row_version:
+            return None
+        return cached[1]
+
+    def _remember(self, screening: Screening, chain: Chain | None = None) -> Screening:
+        """Keep an open screening for :meth:`_recent` (a closed one is let go); returns it.
+
+        ``chain`` is its audit chain at that version, read or written with it.
+        """
         cache = self._decoded
         with self._decoded_lock:
             cache.pop(screening.id, None)  # most recently used last
             if screening.unfinished:
-                cache[screening.id] = screening
+                cache[screening.id] = (screening, chain)
                 if len(cache) > CACHED_SCREENINGS:
                     del cache[next(iter(cache))]
         return screening
@@ -442,7 +485,9 @@ class SqlRepository:
     def get_screening(self, screening_id: int) -> Screening | None:
         """See :class:`storage.repository.Repository`."""
         row = self._read(self._hot.screening, sid=screening_id)
-        return self._remember(_record(row)) if row else None
+        if row is None:
+            return None
+        return self._remember(_record(row), (row["audit_seq"], row["audit_head"]))
 
     def find_screening(self, code: str) -> Screening | None:
         """See :class:`storage.repository.Repository`."""
@@ -510,26 +555,24 @@ class SqlRepository:
         events: Sequence[tuple[str, dict[str, Any]]],
         actor: int | None,
         now: datetime,
-    ) -> tuple[int, str]:
-        rows = []
-        for kind, payload in events:
-            seq += 1
-            link = next_link(code, head, seq, kind, payload, actor, now)
-            rows.append(
-                {
-                    "p_code": code,
-                    "p_seq": seq,
-                    "p_kind": kind,
-                    "p_payload": link.payload,
-                    "p_actor": actor,
-                    "p_at": now,
-                    "p_prev": head,
-                    "p_hash": link.hash,
-                }
-            )
-            head = link.hash
+    ) -> Chain:
+        """Append ``events`` to the chain ``(seq, head)`` of ``code``; returns its new end."""
+        links = _links(code, seq, head, events, actor, now)
+        rows = [
+            {
+                "p_code": code,
+                "p_seq": link.seq,
+                "p_kind": link.kind,
+                "p_payload": link.payload,
+                "p_actor": actor,
+                "p_at": now,
+                "p_prev": link.prev_hash,
+                "p_hash": link.hash,
+            }
+            for link in links
+        ]
         self._hot.audit.execute_many(cursor, rows)
-        return seq, head
+        return (links[-1].seq, links[-1].hash) if links else (seq, head)
 
     def _claim_and_lock(
         self, cursor: Any, update_id: int | None, screening: Screening, now: datetime
@@ -557,10 +600,13 @@ class SqlRepository:
         actor: int,
         now: datetime,
         values: dict[str, Any],
-    ) -> None:
+    ) -> Chain:
         """Append the audit events, then update the locked screening row (next version).
 
         Sent last in the write's pipeline: :meth:`_check_finished` checks it after the block.
+
+        Returns:
+            The row's audit chain at its new version.
         """
         seq, head = self._audit(
             cursor, row["code"], row["audit_seq"], row["audit_head"], events, actor, now
@@ -581,6 +627,7 @@ class SqlRepository:
             p_expected=row["row_version"],
             **{f"p_{name}": value for name, value in values.items()},
         )
+        return seq, head
 
     @staticmethod
     def _check_finished(cursor: Any, row: Mapping[str, Any]) -> None:
@@ -656,7 +703,7 @@ class SqlRepository:
             )
         except IntegrityError as exc:  # a concurrent insert of the same code
             raise CodeTaken(code) from exc
-        return self._remember(created)
+        return self._remember(created, (seq, head))
 
     def record_step(
         self,
@@ -671,8 +718,61 @@ class SqlRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
-        hot = self._hot
         status = result.verdict.status.value
+        events = step_events(event, result, raw_text, reason)
+        values = {
+            "at": result.state.at,
+            "revisiting": result.state.revisiting,
+            "status": status,
+            "state": state_to_json(result.state),
+        }
+        chain = self._chain(screening)
+        if self._steps is not None and chain is not None and touches_rows_once(result.changes):
+            row, chain = self._step_at_once(
+                screening, chain, result, events, values, actor, raw_text, reason, update_id, now
+            )
+        else:
+            row, chain = self._step_by_statements(
+                screening, result, events, values, actor, raw_text, reason, update_id, now
+            )
+        stored = Screening(
+            id=screening.id,
+            code=screening.code,
+            protocol_id=screening.protocol_id,
+            protocol_version=screening.protocol_version,
+            protocol_digest=screening.protocol_digest,
+            status=status,
+            state=result.state,
+            created_by=screening.created_by,
+            created_at=screening.created_at,
+            updated_at=now,
+            row_version=screening.row_version + 1,
+            closed_at=row["closed_at"],
+            close_kind=row["close_kind"],
+            close_reason=row["close_reason"],
+            closed_by=row["closed_by"],
+            site=screening.site,
+        )
+        return self._remember(stored, chain)
+
+    def _step_by_statements(
+        self,
+        screening: Screening,
+        result: Step,
+        events: Sequence[tuple[str, dict[str, Any]]],
+        values: dict[str, Any],
+        actor: int,
+        raw_text: str | None,
+        reason: str | None,
+        update_id: int | None,
+        now: datetime,
+    ) -> tuple[Mapping[str, Any], Chain]:
+        """Write a step statement by statement, in one transaction.
+
+        Returns:
+            The locked row as read, and the new end of its audit chain.
+        """
+        hot = self._hot
         with driver_connection(self.engine, write=True) as cursor:
             # On PostgreSQL three round trips: the claim with the locked read, the changes with
             # the audit events and the update, and the commit.
@@ -702,39 +802,89 @@ class SqlRepository:
                             hot.withdraw.execute(
                                 cursor, sid=sid, cid=change.decision.criterion_id, now=now
                             )
-                self._finish(
-                    cursor,
-                    row,
-                    step_events(event, result, raw_text, reason),
-                    actor,
-                    now,
-                    {
-                        "at": result.state.at,
-                        "revisiting": result.state.revisiting,
-                        "status": status,
-                        "state": state_to_json(result.state),
-                    },
-                )
+                chain = self._finish(cursor, row, events, actor, now, values)
             self._check_finished(cursor, row)
-        stored = Screening(
-            id=screening.id,
-            code=screening.code,
-            protocol_id=screening.protocol_id,
-            protocol_version=screening.protocol_version,
-            protocol_digest=screening.protocol_digest,
-            status=status,
-            state=result.state,
-            created_by=screening.created_by,
-            created_at=screening.created_at,
-            updated_at=now,
-            row_version=row["row_version"] + 1,
-            closed_at=row["closed_at"],
-            close_kind=row["close_kind"],
-            close_reason=row["close_reason"],
-            closed_by=row["closed_by"],
-            site=screening.site,
+        return row, chain
+
+    def _step_at_once(
+        self,
+        screening: Screening,
+        chain: Chain,
+        result: Step,
+        events: Sequence[tuple[str, dict[str, Any]]],
+        values: dict[str, Any],
+        actor: int,
+        raw_text: str | None,
+        reason: str | None,
+        update_id: int | None,
+        now: datetime,
+    ) -> tuple[Mapping[str, Any], Chain]:
+        """Write a step in one PostgreSQL statement (``storage.one_statement``).
+
+        Returns:
+            What the statement returned of the row, and the new end of its audit chain.
+        """
+        assert self._steps is not None
+        links = _links(screening.code, *chain, events, actor, now)
+        advanced = {
+            "row_version": screening.row_version + 1,
+            "updated_at": now,
+            "audit_seq": links[-1].seq,
+            "audit_head": links[-1].hash,
+            **values,
+        }
+        params: dict[str, Any] = {
+            "sid": screening.id,
+            "expected": screening.row_version,
+            "now": now,
+            "actor": actor,
+            "reason": reason,
+            "code": screening.code,
+            **{f"p_{name}": value for name, value in advanced.items()},
+        }
+        if update_id is not None:
+            params["uid"] = update_id
+        for i, change in enumerate(result.changes):
+            match change:
+                case AnswerRecorded():
+                    params[f"q{i}"] = change.question_id
+                    params[f"raw{i}"] = raw_text
+                    params[f"value{i}"] = value_to_json(change.value)
+                    params[f"unit{i}"] = _unit(change.value)
+                    params[f"normalised{i}"] = format_actual(change.value)
+                case AnswerRetired():
+                    params[f"q{i}"] = change.question_id
+                case DecisionRecorded():
+                    params[f"q{i}"] = change.decision.criterion_id
+                    params[f"approve{i}"] = change.decision.approve
+                    params[f"why{i}"] = change.decision.reason
+                case DecisionWithdrawn():
+                    params[f"q{i}"] = change.decision.criterion_id
+        for j, link in enumerate(links):
+            params[f"seq{j}"] = link.seq
+            params[f"kind{j}"] = link.kind
+            params[f"payload{j}"] = link.payload
+            params[f"prev{j}"] = link.prev_hash
+            params[f"hash{j}"] = link.hash
+        statement = self._steps.for_shape(
+            shape_of(update_id is not None, result.changes, len(links))
         )
-        return self._remember(stored)
+        try:
+            # Outside a transaction the statement is its own, committed before its reply.
+            with driver_connection(self.engine) as cursor:
+                row = statement.first(cursor, **params)
+        except IntegrityError as exc:
+            # The claim's key: another delivery of the update was recorded meanwhile.
+            if update_id is not None and self.seen_update(update_id):
+                raise DuplicateUpdate(update_id) from exc
+            raise
+        if row is None:  # the row was not at the version: nothing was written, claim included
+            if update_id is not None and self.seen_update(update_id):
+                raise DuplicateUpdate(update_id)
+            raise StaleWrite(
+                f"screening {screening.code} changed (write based on {screening.row_version})"
+            )
+        return row, (links[-1].seq, links[-1].hash)
 
     def _record_answer(
         self,

@@ -19,7 +19,17 @@ from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from flows import Answer, GoBack, Protocol, step
+from flows import (
+    Answer,
+    AnswerRecorded,
+    AnswerRetired,
+    Decision,
+    DecisionRecorded,
+    DecisionWithdrawn,
+    GoBack,
+    Protocol,
+    step,
+)
 from storage.audit import verify_entries
 from storage.db import (
     SchemaOutdated,
@@ -29,8 +39,9 @@ from storage.db import (
     make_engine,
     upgrade,
 )
+from storage.one_statement import shape_of, touches_rows_once
 from storage.prepared import driver_connection, pipelined
-from storage.records import Role, Staff, StaleWrite
+from storage.records import DuplicateUpdate, Role, Screening, Staff, StaleWrite
 from storage.sql import SqlRepository, resume_list_query
 from tests.conftest import Clock
 from tests.test_repository_contract import ALICE, answer, answer_all, begin
@@ -156,12 +167,19 @@ def test_inserted_event_is_detected(
     assert not report.ok and report.broken_at == 6
 
 
+@pytest.mark.parametrize("other_read_it", [False, True])
 def test_concurrent_writers_one_wins_the_other_is_told(
-    sql_repo: SqlRepository, seed: Protocol, engine: Engine, clock: Clock
+    sql_repo: SqlRepository, seed: Protocol, engine: Engine, clock: Clock, other_read_it: bool
 ) -> None:
-    """Two processes answer the same question of the same screening at the same moment."""
+    """Two processes answer the same question of the same screening at the same moment.
+
+    The second has the row read itself, or not: on PostgreSQL both then write the step in one
+    statement, or one does and the other statement by statement.
+    """
     s = begin(sql_repo, seed)
     other = SqlRepository(engine, clock)  # a second "process": its own repository
+    if other_read_it:
+        assert other.get_screening(s.id) == s
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -499,36 +517,114 @@ def traced(engine: Engine, directory: Path) -> Iterator[list[str]]:
         event.remove(engine, "checkin", checkin)
 
 
-def test_a_write_on_postgresql_waits_for_the_server_three_times(
+def test_a_step_on_postgresql_is_one_round_trip(
     postgres_engine: Engine, clock: Clock, seed: Protocol, tmp_path: Path
 ) -> None:
-    """The claim and the locked read, then the changes, the audit events and the update, then
-    the commit: three round trips after the checkout (there were seven, and a ping before
-    them), and one more to learn the new answer's id when a correction supersedes another."""
+    """An answer, and a correction superseding one, each go to the server as one statement in
+    no explicit transaction (one round trip after the checkout; there were seven, then three,
+    and a ping before them). A step on a screening this process has not read itself is written
+    statement by statement: the claim and the locked read, the changes, the commit."""
     upgrade(postgres_engine)
     repo = SqlRepository(postgres_engine, clock=clock)
     s = begin(repo, seed)
     with traced(postgres_engine, tmp_path) as traces:
         s = answer(repo, seed, s, update_id=9001)
-    assert len(traces) == 1 and "processed_update" in traces[0] and "COMMIT" in traces[0]
-    assert _round_trips(traces[0]) == 3, traces[0]
+    assert len(traces) == 1 and "processed_update" in traces[0] and "audit_event" in traces[0]
+    assert "BEGIN" not in traces[0] and "COMMIT" not in traces[0]
+    assert _round_trips(traces[0]) == 1, traces[0]
+    assert repo.seen_update(9001)
     first = s.state.at
     s = answer(repo, seed, s)
     back = GoBack(first)
     s = repo.record_step(s, back, step(seed, s.state, back), actor=ALICE)
     with traced(postgres_engine, tmp_path) as traces:
         s = answer(repo, seed, s, reason="misread the source")
-    assert [e.status for e in repo.answers(s.id) if e.question_id == first] == [
-        "superseded",
-        "active",
+    assert [(e.status, e.change_reason) for e in repo.answers(s.id) if e.question_id == first] == [
+        ("superseded", "misread the source"),
+        ("active", None),
     ]
-    assert _round_trips(traces[0]) == 4, traces[0]
+    assert _round_trips(traces[0]) == 1, traces[0]
+    assert verify_entries(s.code, repo.audit_events(s.code)).ok
+
+    elsewhere = SqlRepository(postgres_engine, clock=clock)  # has not read the row itself
+    found = elsewhere.find_screening(s.code)
+    assert found == s
+    with traced(postgres_engine, tmp_path) as traces:
+        s = answer(elsewhere, seed, found, update_id=9003)
+    assert "BEGIN" in traces[0] and "COMMIT" in traces[0]
+    assert _round_trips(traces[0]) == 3, traces[0]
+    with traced(postgres_engine, tmp_path) as traces:
+        s = answer(elsewhere, seed, s)  # now it knows the row as it wrote it
+    assert _round_trips(traces[0]) == 1, traces[0]
+    assert verify_entries(s.code, repo.audit_events(s.code)).ok
     with traced(postgres_engine, tmp_path) as traces:
         repo.set_current_screening(ALICE, s.id)
         begin(repo, seed, code="S-002", update_id=9002)
         repo.close(s, "cancelled", actor=ALICE, reason="withdrew")
     # Setting the current screening, creating one, closing one, and close's read of it after.
     assert [_round_trips(t) for t in traces] == [2, 3, 3, 1]
+
+
+def _two_processes_at(
+    engine: Engine, clock: Clock, seed: Protocol
+) -> tuple[SqlRepository, SqlRepository, Screening]:
+    """A screening one answer in, read by a second process too (each knows the row's version
+    and audit chain: on PostgreSQL each writes its steps in one statement)."""
+    first = SqlRepository(engine, clock)
+    s = answer(first, seed, begin(first, seed))
+    second = SqlRepository(engine, clock)
+    assert second.get_screening(s.id) == s
+    return first, second, s
+
+
+def test_a_step_from_an_older_version_writes_nothing_not_even_its_claim(
+    sql_repo: SqlRepository, seed: Protocol, engine: Engine, clock: Clock
+) -> None:
+    first, second, s = _two_processes_at(engine, clock, seed)
+    answer(first, seed, s, update_id=8001)
+    with pytest.raises(StaleWrite):
+        answer(second, seed, s, update_id=8002)
+    assert not first.seen_update(8002)  # so a retry of the update is not taken for a duplicate
+    assert len(first.answers(s.id)) == 2
+    events = first.audit_events(s.code)
+    assert len(events) == 3 and verify_entries(s.code, events).ok
+    again = second.get_screening(s.id)
+    assert again is not None and again.row_version == s.row_version + 1
+
+
+def test_a_redelivery_another_process_recorded_is_a_duplicate(
+    sql_repo: SqlRepository, seed: Protocol, engine: Engine, clock: Clock
+) -> None:
+    first, second, s = _two_processes_at(engine, clock, seed)
+    answer(first, seed, s, update_id=8101)
+    with pytest.raises(DuplicateUpdate):
+        answer(second, seed, s, update_id=8101)  # the same update, based on the same version
+    assert len(first.answers(s.id)) == 2
+    assert len(first.audit_events(s.code)) == 3
+
+
+def test_an_update_claimed_by_another_write_is_a_duplicate_at_the_current_version(
+    sql_repo: SqlRepository, seed: Protocol, engine: Engine, clock: Clock
+) -> None:
+    first, second, s = _two_processes_at(engine, clock, seed)
+    begin(first, seed, code="S-002", update_id=8201)  # the update's effect: another screening
+    with pytest.raises(DuplicateUpdate):
+        answer(second, seed, s, update_id=8201)
+    after = first.get_screening(s.id)
+    assert after is not None and after.row_version == s.row_version  # nothing written
+    assert len(first.answers(s.id)) == 1
+    assert len(first.audit_events(s.code)) == 2
+    assert answer(second, seed, s).row_version == s.row_version + 1  # its next write goes in
+
+
+def test_only_steps_that_touch_each_row_once_are_written_in_one_statement() -> None:
+    decision = Decision("hb_min", approve=True, reason="transfused")
+    assert touches_rows_once([AnswerRecorded("sex", "f", None), AnswerRetired("preg", False)])
+    assert touches_rows_once([DecisionRecorded(decision), AnswerRetired("preg", False)])
+    assert not touches_rows_once([AnswerRetired("sex", "f"), AnswerRecorded("sex", "m", "f")])
+    assert not touches_rows_once([DecisionWithdrawn(decision), DecisionRecorded(decision)])
+    changes = [AnswerRecorded("sex", "m", "f"), AnswerRecorded("preg", False, None)]
+    assert shape_of(True, changes, 3) == (True, (("answer", True), ("answer", False)), 3)
 
 
 def test_an_error_in_a_pipeline_rolls_back_the_whole_write(engine: Engine) -> None:
@@ -583,21 +679,29 @@ def test_a_connection_the_server_has_closed_is_replaced_without_an_error(
 
 
 def test_an_update_that_changed_no_row_is_not_committed(
-    sql_repo: SqlRepository, seed: Protocol, monkeypatch: pytest.MonkeyPatch
+    sql_repo: SqlRepository,
+    seed: Protocol,
+    engine: Engine,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The version-checked update is checked after the pipeline, before the commit: if it
-    changed no row, the write fails as stale and nothing of it stays."""
+    """Written statement by statement, the version-checked update is checked after the
+    pipeline, before the commit: if it changed no row, the write fails as stale and nothing
+    of it stays."""
     s = begin(sql_repo, seed)
-    finish = sql_repo._finish
+    writer = SqlRepository(engine, clock)  # has not read the row: writes statement by statement
+    found = writer.find_screening(s.code)
+    assert found == s
+    finish = writer._finish
 
-    def finish_against_another_version(cursor: Any, row: Any, *args: Any) -> None:
-        finish(cursor, {**row, "row_version": row["row_version"] + 100}, *args)
+    def finish_against_another_version(cursor: Any, row: Any, *args: Any) -> tuple[int, str]:
+        return finish(cursor, {**row, "row_version": row["row_version"] + 100}, *args)
 
-    monkeypatch.setattr(sql_repo, "_finish", finish_against_another_version)
+    monkeypatch.setattr(writer, "_finish", finish_against_another_version)
     with pytest.raises(StaleWrite, match="changed during the write"):
-        answer(sql_repo, seed, s, update_id=9101)
+        answer(writer, seed, found, update_id=9101)
     monkeypatch.undo()
     assert sql_repo.answers(s.id) == []
     assert len(sql_repo.audit_events(s.code)) == 1  # screening_started only
     assert not sql_repo.seen_update(9101)
-    assert answer(sql_repo, seed, s, update_id=9101).row_version == s.row_version + 1
+    assert answer(writer, seed, found, update_id=9101).row_version == s.row_version + 1
