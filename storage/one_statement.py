@@ -117,6 +117,32 @@ class StepStatements:
         """A parameter named ``name`` typed as ``table.column`` (so it converts and casts alike)."""
         return bindparam(name, type_=self.t[table].c[column].type)
 
+    def _end_active(
+        self, question: ColumnElement[Any], only_if: Any, name: str, **more: Any
+    ) -> Any:
+        """The part that ends a question's active answer.
+
+        The answer becomes ``retired``, or ``superseded`` by the new answer when ``more``
+        names it (``superseded_by``).
+        """
+        answer = self.t["answer"]
+        return (
+            update(answer)
+            .where(
+                answer.c.screening_id == bindparam("sid"),
+                answer.c.question_id == question,
+                answer.c.status == "active",
+                only_if,
+            )
+            .values(
+                status="superseded" if more else "retired",
+                changed_at=bindparam("now"),
+                change_reason=bindparam("reason"),
+                **more,
+            )
+            .cte(name)
+        )
+
     def _prepare(self, shape: Shape) -> Prepared:
         claim, parts, events = shape
         screening, answer, decision = self.t["screening"], self.t["answer"], self.t["decision"]
@@ -175,38 +201,12 @@ class StepStatements:
                 ctes.append(inserted)
                 if supersedes:
                     # The snapshot holds only the answer it supersedes as active, not the new one.
+                    superseded_by = select(inserted.c.id).scalar_subquery()
                     ctes.append(
-                        update(answer)
-                        .where(
-                            answer.c.screening_id == bindparam("sid"),
-                            answer.c.question_id == q,
-                            answer.c.status == "active",
-                            only_if,
-                        )
-                        .values(
-                            status="superseded",
-                            superseded_by=select(inserted.c.id).scalar_subquery(),
-                            changed_at=bindparam("now"),
-                            change_reason=bindparam("reason"),
-                        )
-                        .cte(f"superseded{i}")
+                        self._end_active(q, only_if, f"superseded{i}", superseded_by=superseded_by)
                     )
             elif kind == "retire":
-                ctes.append(
-                    update(answer)
-                    .where(
-                        answer.c.screening_id == bindparam("sid"),
-                        answer.c.question_id == q,
-                        answer.c.status == "active",
-                        only_if,
-                    )
-                    .values(
-                        status="retired",
-                        changed_at=bindparam("now"),
-                        change_reason=bindparam("reason"),
-                    )
-                    .cte(f"retired{i}")
-                )
+                ctes.append(self._end_active(q, only_if, f"retired{i}"))
             elif kind == "decide":
                 ctes.append(
                     insert(decision)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, cast
@@ -182,6 +183,21 @@ _CREATED: tuple[str, ...] = (
     *("revisiting", "created_by", "site", "created_at", "updated_at", "row_version"),
     *("state", "audit_seq", "audit_head"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _StepWrite:
+    """What :meth:`SqlRepository.record_step` writes, however it writes it."""
+
+    screening: Screening
+    result: Step
+    events: Sequence[tuple[str, dict[str, Any]]]
+    values: dict[str, Any]  # the screening row's columns the step sets
+    actor: int
+    raw_text: str | None
+    reason: str | None
+    update_id: int | None
+    now: datetime
 
 
 class _Hot:
@@ -726,15 +742,14 @@ class SqlRepository:
             "status": status,
             "state": state_to_json(result.state),
         }
+        write = _StepWrite(
+            screening, result, events, values, actor, raw_text, reason, update_id, now
+        )
         chain = self._chain(screening)
         if self._steps is not None and chain is not None and touches_rows_once(result.changes):
-            row, chain = self._step_at_once(
-                screening, chain, result, events, values, actor, raw_text, reason, update_id, now
-            )
+            row, chain = self._step_at_once(write, chain)
         else:
-            row, chain = self._step_by_statements(
-                screening, result, events, values, actor, raw_text, reason, update_id, now
-            )
+            row, chain = self._step_by_statements(write)
         stored = Screening(
             id=screening.id,
             code=screening.code,
@@ -755,24 +770,15 @@ class SqlRepository:
         )
         return self._remember(stored, chain)
 
-    def _step_by_statements(
-        self,
-        screening: Screening,
-        result: Step,
-        events: Sequence[tuple[str, dict[str, Any]]],
-        values: dict[str, Any],
-        actor: int,
-        raw_text: str | None,
-        reason: str | None,
-        update_id: int | None,
-        now: datetime,
-    ) -> tuple[Mapping[str, Any], Chain]:
+    def _step_by_statements(self, w: _StepWrite) -> tuple[Mapping[str, Any], Chain]:
         """Write a step statement by statement, in one transaction.
 
         Returns:
             The locked row as read, and the new end of its audit chain.
         """
         hot = self._hot
+        screening, result, actor, raw_text = w.screening, w.result, w.actor, w.raw_text
+        reason, update_id, now = w.reason, w.update_id, w.now
         with driver_connection(self.engine, write=True) as cursor:
             # On PostgreSQL three round trips: the claim with the locked read, the changes with
             # the audit events and the update, and the commit.
@@ -802,29 +808,19 @@ class SqlRepository:
                             hot.withdraw.execute(
                                 cursor, sid=sid, cid=change.decision.criterion_id, now=now
                             )
-                chain = self._finish(cursor, row, events, actor, now, values)
+                chain = self._finish(cursor, row, w.events, actor, now, w.values)
             self._check_finished(cursor, row)
         return row, chain
 
-    def _step_at_once(
-        self,
-        screening: Screening,
-        chain: Chain,
-        result: Step,
-        events: Sequence[tuple[str, dict[str, Any]]],
-        values: dict[str, Any],
-        actor: int,
-        raw_text: str | None,
-        reason: str | None,
-        update_id: int | None,
-        now: datetime,
-    ) -> tuple[Mapping[str, Any], Chain]:
+    def _step_at_once(self, w: _StepWrite, chain: Chain) -> tuple[Mapping[str, Any], Chain]:
         """Write a step in one PostgreSQL statement (``storage.one_statement``).
 
         Returns:
             What the statement returned of the row, and the new end of its audit chain.
         """
         assert self._steps is not None
+        screening, result, events, values = w.screening, w.result, w.events, w.values
+        actor, raw_text, reason, update_id, now = w.actor, w.raw_text, w.reason, w.update_id, w.now
         links = _links(screening.code, *chain, events, actor, now)
         advanced = {
             "row_version": screening.row_version + 1,
