@@ -214,8 +214,10 @@ def driver_connection(engine: Engine, *, write: bool = False) -> Iterator[Any]:
     always in it (the engine's ``BEGIN`` only starts Core's transactions), and a PostgreSQL
     connection is put in it for the block. Under PostgreSQL's READ COMMITTED each statement
     sees what was committed when it began, in a transaction or not; outside one, a read costs
-    no ``BEGIN`` and no ``ROLLBACK``: its query is its one round trip. A write on PostgreSQL
-    runs its statements in :func:`pipelined` blocks.
+    no ``BEGIN`` and no ``ROLLBACK``: its query is its one round trip. A write of one
+    statement may run here too: outside a transaction the statement is its own, committed
+    before its reply (``storage.one_statement``). A write of several statements on
+    PostgreSQL runs them in :func:`pipelined` blocks.
     """
     error = engine.dialect.loaded_dbapi.Error
     try:
