@@ -565,6 +565,21 @@ def test_a_step_on_postgresql_is_one_round_trip(
     assert [_round_trips(t) for t in traces] == [2, 3, 3, 1]
 
 
+def test_the_resume_list_on_postgresql_is_one_round_trip(
+    postgres_engine: Engine, clock: Clock, seed: Protocol, tmp_path: Path
+) -> None:
+    """The resume list is one prepared query outside a transaction (read through Core it took
+    three round trips: ``BEGIN``, the query, the pool's ``ROLLBACK``), in order, to its limit."""
+    upgrade(postgres_engine)
+    repo = SqlRepository(postgres_engine, clock=clock)
+    created = [begin(repo, seed, code=f"L-{i}") for i in range(3)]
+    with traced(postgres_engine, tmp_path) as traces:
+        listed = repo.unfinished(ALICE, limit=2)
+    assert listed == [created[2], created[1]]
+    assert len(traces) == 1 and "BEGIN" not in traces[0] and "ROLLBACK" not in traces[0]
+    assert _round_trips(traces[0]) == 1, traces[0]
+
+
 def _two_processes_at(
     engine: Engine, clock: Clock, seed: Protocol
 ) -> tuple[SqlRepository, SqlRepository, Screening]:
