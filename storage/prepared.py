@@ -11,12 +11,14 @@ stays in step with the tables and the dialect.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Dialect, Engine
+from sqlalchemy import DateTime, Dialect, Engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -203,9 +205,100 @@ def _wrapped(engine: Engine, connection: Any, exc: Exception, what: str) -> Exce
     return DBAPIError.instance(what, None, exc, engine.dialect.loaded_dbapi.Error)
 
 
+class _SqliteConnections:
+    """SQLite driver connections kept for prepared statements, outside the engine's pool.
+
+    Every update checks a connection out for the gate's read and again for its write; through
+    SQLAlchemy's pool each of those cost a checkout and a check-in (its queue, its events, and
+    the rollback with which it resets a returned connection): in profiles about a twentieth
+    of an answer's time, more than the read's query. A connection is taken from the pool once,
+    detached from it (the pool's public ``detach``: it is then closed, not returned, when
+    done), and kept here between blocks, the most recently returned handed out first (one
+    process's updates on one connection, whose page cache its own commits keep valid).
+
+    :func:`driver_connection` ends every block's transaction, so a connection comes back
+    with none open; one whose rollback failed is closed instead. ``Engine.dispose()``
+    closes the kept connections (``engine_disposed``), and one out at that moment is closed
+    as it comes back. Several threads may take and return connections at once: ``list.pop``
+    and ``list.append`` are atomic.
+    """
+
+    # Kept at the most; more come back only after a burst of threads (closed then).
+    KEEP = 8
+
+    def __init__(self, engine: Engine) -> None:
+        # No reference to the engine is kept: it is the key of the keepers' weak dictionary.
+        self.idle: list[Any] = []  # DBAPI connections, the most recently returned last
+        self.generation = 0  # the number of disposals: what was out before one is closed
+        event.listen(engine, "engine_disposed", self.dispose)
+
+    def take(self, engine: Engine) -> tuple[Any, int]:
+        """A connection with no transaction open, and the generation it belongs to."""
+        generation = self.generation
+        try:
+            return self.idle.pop(), generation
+        except IndexError:
+            pass
+        proxy = engine.raw_connection()  # runs the engine's ``connect`` set-up
+        proxy.detach()
+        return proxy.dbapi_connection, generation
+
+    def give(self, connection: Any, generation: int) -> None:
+        """Keep a connection whose block has ended its transaction (closed if not wanted)."""
+        if generation == self.generation and len(self.idle) < self.KEEP:
+            self.idle.append(connection)
+        else:
+            connection.close()
+
+    def dispose(self, _engine: Engine | None = None) -> None:
+        """Close the kept connections, and each one out now as it comes back."""
+        self.generation += 1
+        while self.idle:
+            self.idle.pop().close()
+
+
+_SQLITE: weakref.WeakKeyDictionary[Engine, _SqliteConnections] = weakref.WeakKeyDictionary()
+_SQLITE_LOCK = threading.Lock()
+
+
+def _sqlite_connections(engine: Engine) -> _SqliteConnections:
+    kept = _SQLITE.get(engine)
+    if kept is None:
+        with _SQLITE_LOCK:  # two threads' first blocks: one keeper
+            kept = _SQLITE.get(engine)
+            if kept is None:
+                kept = _SQLITE[engine] = _SqliteConnections(engine)
+    return kept
+
+
 @contextmanager
-def driver_connection(engine: Engine, *, write: bool = False) -> Iterator[Any]:
-    """A pooled driver connection for prepared statements; yields a cursor.
+def _sqlite_cursor(engine: Engine, write: bool) -> Iterator[Any]:
+    """:func:`driver_connection` on SQLite: a kept connection (see :class:`_SqliteConnections`)."""
+    kept = _sqlite_connections(engine)
+    connection, generation = kept.take(engine)
+    error = engine.dialect.loaded_dbapi.Error
+    cursor = connection.cursor()
+    try:
+        if write:
+            cursor.execute("BEGIN IMMEDIATE")
+        yield cursor
+        if write:
+            connection.commit()
+    except BaseException as exc:
+        try:
+            connection.rollback()  # a no-op outside a transaction
+        except error:
+            generation = -1  # its transaction's state is unknown: closed, not kept
+        if isinstance(exc, error):  # BEGIN IMMEDIATE, COMMIT, or a cursor call of the block
+            raise DBAPIError.instance("BEGIN IMMEDIATE … COMMIT", None, exc, error) from exc
+        raise
+    finally:
+        cursor.close()
+        kept.give(connection, generation)
+
+
+def driver_connection(engine: Engine, *, write: bool = False) -> AbstractContextManager[Any]:
+    """A driver connection for prepared statements; yields a cursor.
 
     With ``write`` the block is one transaction, committed at its end and rolled back if it
     raises; on SQLite it begins with ``BEGIN IMMEDIATE`` (as :func:`storage.db.writer` does for
@@ -218,7 +311,19 @@ def driver_connection(engine: Engine, *, write: bool = False) -> Iterator[Any]:
     statement may run here too: outside a transaction the statement is its own, committed
     before its reply (``storage.one_statement``). A write of several statements on
     PostgreSQL runs them in :func:`pipelined` blocks.
+
+    On SQLite the connection is one kept for these blocks (:class:`_SqliteConnections`); on
+    PostgreSQL it is the pool's, checked by :func:`storage.db.make_engine`'s checkout
+    listener on the way out (so that a restarted server's dead connections are replaced).
     """
+    if engine.dialect.name == "sqlite":
+        return _sqlite_cursor(engine, write)
+    return _pooled_cursor(engine, write)
+
+
+@contextmanager
+def _pooled_cursor(engine: Engine, write: bool) -> Iterator[Any]:
+    """:func:`driver_connection` on a pooled connection (PostgreSQL)."""
     error = engine.dialect.loaded_dbapi.Error
     try:
         connection = engine.raw_connection()
@@ -231,11 +336,6 @@ def driver_connection(engine: Engine, *, write: bool = False) -> Iterator[Any]:
             # psycopg sets this locally; the pool hands connections out outside a transaction.
             connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
         cursor = connection.cursor()
-        try:
-            if write and engine.dialect.name == "sqlite":
-                cursor.execute("BEGIN IMMEDIATE")
-        except error as exc:
-            raise _wrapped(engine, connection, exc, "BEGIN IMMEDIATE") from exc
         try:
             yield cursor
             if write:

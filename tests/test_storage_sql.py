@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -563,6 +564,45 @@ def test_a_step_on_postgresql_is_one_round_trip(
         repo.close(s, "cancelled", actor=ALICE, reason="withdrew")
     # Setting the current screening, creating one, closing one, and close's read of it after.
     assert [_round_trips(t) for t in traces] == [2, 3, 3, 1]
+
+
+def test_sqlite_blocks_keep_one_connection_outside_the_pool(sqlite_engine: Engine) -> None:
+    """Prepared blocks on SQLite take a kept connection, not one from the pool each time; a
+    failed write leaves it with no transaction open; disposing of the engine closes it, and one
+    out at that moment as it comes back."""
+    upgrade(sqlite_engine)
+    checkouts: list[object] = []
+    event.listen(sqlite_engine, "checkout", lambda *args: checkouts.append(args))
+    used = set()
+    for write in (False, True, False, True):
+        with driver_connection(sqlite_engine, write=write) as cursor:
+            cursor.execute("SELECT 1").fetchall()
+            used.add(id(cursor.connection))
+    assert len(used) == 1 and len(checkouts) == 1  # the first block's connection, kept
+
+    insert = "INSERT INTO processed_update (update_id, processed_at) VALUES (?, '2026-01-01')"
+    with pytest.raises(IntegrityError), driver_connection(sqlite_engine, write=True) as cursor:
+        cursor.execute(insert, (7201,))
+        cursor.execute(insert, (7201,))
+    with driver_connection(sqlite_engine) as cursor:
+        kept = cursor.connection
+        assert id(kept) in used and not kept.in_transaction
+        assert cursor.execute("SELECT count(*) FROM processed_update").fetchone()[0] == 0
+
+    sqlite_engine.dispose()
+    with pytest.raises(sqlite3.ProgrammingError):
+        kept.execute("SELECT 1")
+    with driver_connection(sqlite_engine) as cursor:
+        out = cursor.connection
+        assert out is not kept
+        sqlite_engine.dispose()
+    with pytest.raises(sqlite3.ProgrammingError):
+        out.execute("SELECT 1")
+    with driver_connection(sqlite_engine, write=True) as cursor:
+        assert cursor.connection not in (kept, out)
+        cursor.execute(insert, (7202,))
+    with driver_connection(sqlite_engine) as cursor:
+        assert cursor.execute("SELECT count(*) FROM processed_update").fetchone()[0] == 1
 
 
 def test_the_resume_list_on_postgresql_is_one_round_trip(
