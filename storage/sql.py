@@ -165,6 +165,16 @@ def _links(
     return links
 
 
+def _closing(screening: Screening) -> dict[str, Any]:
+    """The closing columns of ``screening``'s row, as the locked read returns them."""
+    return {
+        "closed_at": screening.closed_at,
+        "close_kind": screening.close_kind,
+        "close_reason": screening.close_reason,
+        "closed_by": screening.closed_by,
+    }
+
+
 # What a staff record is made of.
 _STAFF = ("telegram_id", "display_name", "role", "active", "site", "current_screening_id")
 
@@ -553,9 +563,14 @@ class SqlRepository:
 
     # --- writing ---
     def _claim_update(
-        self, cursor: Any, update_id: int | None, now: datetime, then: Prepared, **values: Any
+        self,
+        cursor: Any,
+        update_id: int | None,
+        now: datetime,
+        then: Prepared | None = None,
+        **values: Any,
     ) -> dict[str, Any] | None:
-        """Claim the update, then run the query ``then``; returns its first row.
+        """Claim the update, then run the query ``then`` if any; returns its first row.
 
         The primary key makes the claim atomic: a second delivery of the same update, in this
         process or another, fails here and its whole transaction is rolled back. In a
@@ -565,7 +580,7 @@ class SqlRepository:
         try:
             if update_id is not None:
                 self._hot.claim.execute(cursor, uid=update_id, now=now)
-            return then.first(cursor, **values)
+            return None if then is None else then.first(cursor, **values)
         except IntegrityError as exc:
             if update_id is None:
                 raise
@@ -583,6 +598,18 @@ class SqlRepository:
     ) -> Chain:
         """Append ``events`` to the chain ``(seq, head)`` of ``code``; returns its new end."""
         links = _links(code, seq, head, events, actor, now)
+        self._append(cursor, code, links, actor, now)
+        return (links[-1].seq, links[-1].hash) if links else (seq, head)
+
+    def _append(
+        self,
+        cursor: Any,
+        code: str,
+        links: Sequence[ChainLink],
+        actor: int | None,
+        now: datetime,
+    ) -> None:
+        """Insert the audit events of ``links`` (made by :func:`_links`)."""
         rows = [
             {
                 "p_code": code,
@@ -597,7 +624,6 @@ class SqlRepository:
             for link in links
         ]
         self._hot.audit.execute_many(cursor, rows)
-        return (links[-1].seq, links[-1].hash) if links else (seq, head)
 
     def _claim_and_lock(
         self, cursor: Any, update_id: int | None, screening: Screening, now: datetime
@@ -633,26 +659,41 @@ class SqlRepository:
         Returns:
             The row's audit chain at its new version.
         """
-        seq, head = self._audit(
+        chain = self._audit(
             cursor, row["code"], row["audit_seq"], row["audit_head"], events, actor, now
         )
-        values = {
-            "row_version": row["row_version"] + 1,
-            "updated_at": now,
-            "audit_seq": seq,
-            "audit_head": head,
-            **values,
-        }
         # The version check is repeated in the UPDATE itself so that a concurrent writer
         # that slipped past the read can never be overwritten silently.
-        statement = self._hot.advance(tuple(values))
-        statement.execute(
+        self._advance(cursor, row["id"], row["row_version"], chain, now, values)
+        return chain
+
+    def _advance(
+        self,
+        cursor: Any,
+        sid: int,
+        expected: int,
+        chain: Chain,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> None:
+        """Move the screening row from version ``expected`` to the next.
+
+        Its audit chain then ends at ``chain``. The cursor's ``rowcount`` tells whether the row
+        was at that version (1) or not (0).
+        """
+        values = {
+            "row_version": expected + 1,
+            "updated_at": now,
+            "audit_seq": chain[0],
+            "audit_head": chain[1],
+            **values,
+        }
+        self._hot.advance(tuple(values)).execute(
             cursor,
-            p_sid=row["id"],
-            p_expected=row["row_version"],
+            p_sid=sid,
+            p_expected=expected,
             **{f"p_{name}": value for name, value in values.items()},
         )
-        return seq, head
 
     @staticmethod
     def _check_finished(cursor: Any, row: Mapping[str, Any]) -> None:
@@ -755,7 +796,13 @@ class SqlRepository:
             screening, result, events, values, actor, raw_text, reason, update_id, now
         )
         chain = self._chain(screening)
-        if self._steps is not None and chain is not None and touches_rows_once(result.changes):
+        row: Mapping[str, Any]
+        if chain is None:
+            row, chain = self._step_by_statements(write)
+        elif self._steps is None:  # SQLite
+            chain = self._step_from_chain(write, chain)
+            row = _closing(screening)
+        elif touches_rows_once(result.changes):
             row, chain = self._step_at_once(write, chain)
         else:
             row, chain = self._step_by_statements(write)
@@ -785,41 +832,68 @@ class SqlRepository:
         Returns:
             The locked row as read, and the new end of its audit chain.
         """
-        hot = self._hot
-        screening, result, actor, raw_text = w.screening, w.result, w.actor, w.raw_text
-        reason, update_id, now = w.reason, w.update_id, w.now
         with driver_connection(self.engine, write=True) as cursor:
             # On PostgreSQL three round trips: the claim with the locked read, the changes with
             # the audit events and the update, and the commit.
             with pipelined(cursor):
-                row = self._claim_and_lock(cursor, update_id, screening, now)
-                sid = row["id"]
-                for change in result.changes:
-                    match change:
-                        case AnswerRecorded():
-                            self._record_answer(cursor, sid, change, raw_text, reason, actor, now)
-                        case AnswerRetired():
-                            hot.retire.execute(
-                                cursor, sid=sid, qid=change.question_id, now=now, reason=reason
-                            )
-                        case DecisionRecorded():
-                            d = change.decision
-                            hot.decide.execute(
-                                cursor,
-                                sid=sid,
-                                cid=d.criterion_id,
-                                approve=d.approve,
-                                reason=d.reason,
-                                actor=actor,
-                                now=now,
-                            )
-                        case DecisionWithdrawn():
-                            hot.withdraw.execute(
-                                cursor, sid=sid, cid=change.decision.criterion_id, now=now
-                            )
-                chain = self._finish(cursor, row, w.events, actor, now, w.values)
+                row = self._claim_and_lock(cursor, w.update_id, w.screening, w.now)
+                self._changes(cursor, row["id"], w)
+                chain = self._finish(cursor, row, w.events, w.actor, w.now, w.values)
             self._check_finished(cursor, row)
         return row, chain
+
+    def _step_from_chain(self, w: _StepWrite, chain: Chain) -> Chain:
+        """Write a step on SQLite without reading the row, its audit chain known.
+
+        The chain's end is the screening's as this repository last read or wrote it
+        (:meth:`_chain`). Every write to the row increases its version, so the version-checked
+        update, run first, both proves that end still the row's and takes the place of the
+        locked read of :meth:`_step_by_statements` as the check that nobody wrote between
+        (one statement fewer an answer). The transaction holds SQLite's write lock from its
+        ``BEGIN IMMEDIATE``, so the order of its statements changes nothing for others.
+
+        Returns:
+            The new end of the audit chain.
+        """
+        screening, now = w.screening, w.now
+        links = _links(screening.code, *chain, w.events, w.actor, now)
+        end = (links[-1].seq, links[-1].hash) if links else chain
+        with driver_connection(self.engine, write=True) as cursor:
+            # The claim first: a redelivery is a duplicate, not a conflicting write.
+            self._claim_update(cursor, w.update_id, now)
+            self._advance(cursor, screening.id, screening.row_version, end, now, w.values)
+            if cursor.rowcount != 1:
+                raise StaleWrite(
+                    f"screening {screening.code} changed (write based on {screening.row_version})"
+                )
+            self._changes(cursor, screening.id, w)
+            self._append(cursor, screening.code, links, w.actor, now)
+        return end
+
+    def _changes(self, cursor: Any, sid: int, w: _StepWrite) -> None:
+        """Write the step's changes to the answer and decision rows of screening ``sid``."""
+        hot, actor, reason, now = self._hot, w.actor, w.reason, w.now
+        for change in w.result.changes:
+            match change:
+                case AnswerRecorded():
+                    self._record_answer(cursor, sid, change, w.raw_text, reason, actor, now)
+                case AnswerRetired():
+                    hot.retire.execute(
+                        cursor, sid=sid, qid=change.question_id, now=now, reason=reason
+                    )
+                case DecisionRecorded():
+                    d = change.decision
+                    hot.decide.execute(
+                        cursor,
+                        sid=sid,
+                        cid=d.criterion_id,
+                        approve=d.approve,
+                        reason=d.reason,
+                        actor=actor,
+                        now=now,
+                    )
+                case DecisionWithdrawn():
+                    hot.withdraw.execute(cursor, sid=sid, cid=change.decision.criterion_id, now=now)
 
     def _step_at_once(self, w: _StepWrite, chain: Chain) -> tuple[Mapping[str, Any], Chain]:
         """Write a step in one PostgreSQL statement (``storage.one_statement``).

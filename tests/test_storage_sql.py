@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -564,6 +565,50 @@ def test_a_step_on_postgresql_is_one_round_trip(
         repo.close(s, "cancelled", actor=ALICE, reason="withdrew")
     # Setting the current screening, creating one, closing one, and close's read of it after.
     assert [_round_trips(t) for t in traces] == [2, 3, 3, 1]
+
+
+@contextmanager
+def sqlite_statements(engine: Engine) -> Iterator[list[str]]:
+    """The statements SQLite runs for prepared blocks meanwhile (on their kept connection)."""
+    with driver_connection(engine) as cursor:
+        connection = cursor.connection
+    statements: list[str] = []
+    connection.set_trace_callback(statements.append)
+    try:
+        yield statements
+    finally:
+        connection.set_trace_callback(None)
+
+
+def test_a_step_on_sqlite_writes_without_reading_the_row_when_its_chain_is_known(
+    sqlite_engine: Engine, clock: Clock, seed: Protocol
+) -> None:
+    """A step on a screening this process last wrote runs no query: the claim, the
+    version-checked update, the answer and the audit events. One it has not read itself
+    (found by its code) is written with the locked read first, as before."""
+    upgrade(sqlite_engine)
+    repo = SqlRepository(sqlite_engine, clock=clock)
+    s = begin(repo, seed)
+    with sqlite_statements(sqlite_engine) as statements:
+        s = answer(repo, seed, s, update_id=9301)
+    written = [m[1] for st in statements if (m := re.match(r"(?:INSERT INTO|UPDATE) (\w+)", st))]
+    assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT", statements
+    assert written == ["processed_update", "screening", "answer", "audit_event"], statements
+    assert len(statements) == len(written) + 2  # no query
+    assert repo.seen_update(9301)
+    assert verify_entries(s.code, repo.audit_events(s.code)).ok
+
+    elsewhere = SqlRepository(sqlite_engine, clock=clock)
+    found = elsewhere.find_screening(s.code)
+    assert found == s
+    with sqlite_statements(sqlite_engine) as statements:
+        s = answer(elsewhere, seed, found)
+    assert statements[1].startswith("SELECT") and "FROM screening" in statements[1], statements
+    with sqlite_statements(sqlite_engine) as statements:
+        s = answer(elsewhere, seed, s)  # now it knows the row as it wrote it
+    assert not [st for st in statements if st.startswith("SELECT")], statements
+    assert verify_entries(s.code, repo.audit_events(s.code)).ok
+    assert len(repo.answers(s.id)) == 3
 
 
 def test_sqlite_blocks_keep_one_connection_outside_the_pool(sqlite_engine: Engine) -> None:
