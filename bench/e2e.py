@@ -4,7 +4,9 @@
 
 Each configuration runs in a process of its own (so peak RSS is its own):
 ``python -m bench.e2e --mode ours --db sqlite --chats 100`` prints one JSON line;
-``python -m bench.e2e`` runs the whole matrix and prints a table with the ratios.
+``python -m bench.e2e`` runs the whole matrix and prints a table with the ratios;
+``python -m bench.e2e --pairs 6 --db sqlite --chats 1000`` the ratio to the in-memory
+``ConversationHandler`` in back-to-back pairs (:func:`pairs`).
 
 ``python -m bench.e2e --network`` runs the same dialogs with every Bot API call taking
 ``--latency-ms`` (20 ms by default), as a real network does, each chat sending its next update
@@ -529,6 +531,44 @@ def rounds_for(chats: int) -> int:
     return max(1, 100 // chats)
 
 
+def run_alone(mode: str, db: str, chats: int) -> dict[str, Any]:
+    """One configuration's run in a fresh process (so peak RSS is its own), summarised."""
+    command = [sys.executable, "-m", "bench.e2e", "--mode", mode, "--db", db]
+    command += ["--chats", str(chats), "--rounds", str(rounds_for(chats))]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def pairs(count: int, db: str, chats: int) -> str:
+    """The ratio to the in-memory ConversationHandler, measured in back-to-back pairs.
+
+    On some machines the speed changes by half from one spell to the next, and one
+    configuration's median run may come from a faster spell than another's. Each pair runs the
+    ConversationHandler and ours one right after the other, the order alternating from pair to
+    pair, so each pair's ratio compares the two in one spell; the median of the ratios is the
+    figure.
+    """
+    lines = [
+        f"| pair | ConversationHandler, in memory | {DB_NAMES[db]} | ratio |",
+        "|---|---|---|---|",
+    ]
+    ratios = []
+    for i in range(count):
+        order = [("memory", "-"), ("ours", db)]
+        if i % 2:
+            order.reverse()
+        runs = {mode: run_alone(mode, d, chats)["answers_per_s"] for mode, d in order}
+        ratios.append(runs["ours"] / runs["memory"])
+        lines.append(f"| {i + 1} | {runs['memory']:.0f} | {runs['ours']:.0f} | {ratios[-1]:.2f}× |")
+        print(f"  pair {i + 1}/{count}: {ratios[-1]:.2f}×", file=sys.stderr)
+    lines.append(
+        f"\nMedian of {count} pairs at {chats} chats: {statistics.median(ratios):.2f}× "
+        f"({min(ratios):.2f}–{max(ratios):.2f}×)."
+    )
+    return "\n".join(lines)
+
+
 def matrix(chat_counts: list[int], dbs: list[str], repeat: int) -> list[dict[str, Any]]:
     """Every configuration ``repeat`` times, each in a fresh process; the median run of each.
 
@@ -548,10 +588,7 @@ def matrix(chat_counts: list[int], dbs: list[str], repeat: int) -> list[dict[str
     runs: dict[tuple[int, str, str], list[dict[str, Any]]] = {c: [] for c in configs}
     for attempt in range(repeat):
         for chats, mode, db in configs:
-            command = [sys.executable, "-m", "bench.e2e", "--mode", mode, "--db", db]
-            command += ["--chats", str(chats), "--rounds", str(rounds_for(chats))]
-            out = subprocess.run(command, capture_output=True, text=True, check=True)
-            run = json.loads(out.stdout.strip().splitlines()[-1])
+            run = run_alone(mode, db, chats)
             runs[chats, mode, db].append(run)
             print(
                 f"  run {attempt + 1}/{repeat}: {mode} {db} {chats} chats: "
@@ -673,7 +710,17 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=0, help="updates at once (0: each side's default)"
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="this many back-to-back pairs of the in-memory ConversationHandler and ours "
+        "(--db, --chats): the ratio to it, pair by pair",
+    )
     args = parser.parse_args()
+    if args.pairs:
+        print(pairs(args.pairs, args.db, args.chats))
+        return
     if args.mode:
         latency = args.latency_ms / 1000
         print(
