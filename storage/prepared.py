@@ -239,7 +239,11 @@ class _SqliteConnections:
             return self.idle.pop(), generation
         except IndexError:
             pass
-        proxy = engine.raw_connection()  # runs the engine's ``connect`` set-up
+        error = engine.dialect.loaded_dbapi.Error
+        try:
+            proxy = engine.raw_connection()  # runs the engine's ``connect`` set-up
+        except error as exc:  # the file cannot be opened (Core raises the same)
+            raise DBAPIError.instance("connect", None, exc, error) from exc
         proxy.detach()
         return proxy.dbapi_connection, generation
 

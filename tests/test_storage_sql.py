@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, event, inspect, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel
 
 from flows import (
@@ -611,7 +611,9 @@ def test_a_step_on_sqlite_writes_without_reading_the_row_when_its_chain_is_known
     assert len(repo.answers(s.id)) == 3
 
 
-def test_sqlite_blocks_keep_one_connection_outside_the_pool(sqlite_engine: Engine) -> None:
+def test_sqlite_blocks_keep_one_connection_outside_the_pool(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
     """Prepared blocks on SQLite take a kept connection, not one from the pool each time; a
     failed write leaves it with no transaction open; disposing of the engine closes it, and one
     out at that moment as it comes back."""
@@ -648,6 +650,11 @@ def test_sqlite_blocks_keep_one_connection_outside_the_pool(sqlite_engine: Engin
         cursor.execute(insert, (7202,))
     with driver_connection(sqlite_engine) as cursor:
         assert cursor.execute("SELECT count(*) FROM processed_update").fetchone()[0] == 1
+
+    unreachable = create_engine(f"sqlite:///{tmp_path / 'a-file' / 'db.sqlite3'}")
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(OperationalError), driver_connection(unreachable):
+        pass  # SQLAlchemy's error, as Core raises it, not the driver's
 
 
 def test_the_resume_list_on_postgresql_is_one_round_trip(
