@@ -297,7 +297,10 @@ def _sqlite_cursor(engine: Engine, write: bool) -> Iterator[Any]:
             raise DBAPIError.instance("BEGIN IMMEDIATE … COMMIT", None, exc, error) from exc
         raise
     finally:
-        cursor.close()
+        try:
+            cursor.close()
+        except error:  # the connection is gone (the block's own error is the one raised)
+            generation = -1
         kept.give(connection, generation)
 
 

@@ -651,6 +651,14 @@ def test_sqlite_blocks_keep_one_connection_outside_the_pool(
     with driver_connection(sqlite_engine) as cursor:
         assert cursor.execute("SELECT count(*) FROM processed_update").fetchone()[0] == 1
 
+    with pytest.raises(RuntimeError), driver_connection(sqlite_engine, write=True) as cursor:
+        lost = cursor.connection
+        lost.close()  # as if the connection broke mid-block: its rollback fails too
+        raise RuntimeError("the block's own error")
+    with driver_connection(sqlite_engine) as cursor:
+        assert cursor.connection is not lost  # not kept: a fresh one
+        assert cursor.execute("SELECT count(*) FROM processed_update").fetchone()[0] == 1
+
     unreachable = create_engine(f"sqlite:///{tmp_path / 'a-file' / 'db.sqlite3'}")
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(OperationalError), driver_connection(unreachable):
