@@ -106,12 +106,23 @@ def _still_connected(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     just after a ping. A ``DisconnectionError`` raised here is the pool's documented signal to
     discard the connection and hand out a fresh one.
     """
+    gone = connection_gone(dbapi_connection)
+    if gone is not None:
+        raise DisconnectionError(gone)
+
+
+def connection_gone(dbapi_connection: Any) -> str | None:
+    """Why an idle psycopg connection can no longer be used, or ``None`` if it still can.
+
+    Takes no round trip: see :func:`_still_connected` (the pool's check) for what it sees.
+    """
     if dbapi_connection.closed or dbapi_connection.broken:
-        raise DisconnectionError("the connection is closed")
+        return "the connection is closed"
     poller = select.poll()
     poller.register(dbapi_connection.fileno(), select.POLLIN)
     if poller.poll(0):
-        raise DisconnectionError("the server has closed the connection")
+        return "the server has closed the connection"
+    return None
 
 
 class Checkpointer:

@@ -35,6 +35,7 @@ from flows import (
 from storage.audit import verify_entries
 from storage.db import (
     SchemaOutdated,
+    connection_gone,
     current_revision,
     ensure_schema,
     head_revision,
@@ -488,28 +489,40 @@ def _round_trips(trace: str) -> int:
 
 @contextmanager
 def traced(engine: Engine, directory: Path) -> Iterator[list[str]]:
-    """libpq's protocol trace of every connection checked out of ``engine``'s pool."""
+    """libpq's protocol trace, per connection, of what ``engine`` sends meanwhile: on the
+    connection kept for prepared blocks (one, in a single thread), and on every connection
+    checked out of the pool (Core's); the traces of the connections used, when it ends."""
     traces: list[str] = []
-    files: dict[int, tuple[int, Path]] = {}
+    files: dict[int, tuple[Any, int, Path]] = {}
     names = itertools.count(len(list(directory.iterdir())))
 
-    def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    def trace(dbapi_connection: Any) -> None:
         path = directory / f"{next(names)}.trace"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        files[id(dbapi_connection)] = fd, path
+        files[id(dbapi_connection)] = dbapi_connection, fd, path
         dbapi_connection.pgconn.trace(fd)
         dbapi_connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
 
-    def checkin(dbapi_connection: Any, _record: Any) -> None:
-        # Back in the pool as the pool's other users expect it: outside a transaction, and
-        # not in autocommit (which a pipelined write turns on to send its own BEGIN).
-        assert dbapi_connection.info.transaction_status.name == "IDLE"
-        assert not dbapi_connection.autocommit
-        fd, path = files.pop(id(dbapi_connection))
+    def untrace(dbapi_connection: Any) -> None:
+        _, fd, path = files.pop(id(dbapi_connection))
         dbapi_connection.pgconn.untrace()
         os.close(fd)
-        traces.append(path.read_text())
+        if text := path.read_text():
+            traces.append(text)
 
+    def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        trace(dbapi_connection)
+
+    def checkin(dbapi_connection: Any, _record: Any) -> None:
+        # Back in the pool as the pool's other users expect it: outside a transaction, and
+        # not in autocommit.
+        assert dbapi_connection.info.transaction_status.name == "IDLE"
+        assert not dbapi_connection.autocommit
+        untrace(dbapi_connection)
+
+    with driver_connection(engine) as cursor:  # no statement: no round trip
+        kept = cursor.connection
+    trace(kept)
     event.listen(engine, "checkout", checkout)
     event.listen(engine, "checkin", checkin)
     try:
@@ -517,6 +530,8 @@ def traced(engine: Engine, directory: Path) -> Iterator[list[str]]:
     finally:
         event.remove(engine, "checkout", checkout)
         event.remove(engine, "checkin", checkin)
+        for connection, _, _ in list(files.values()):
+            untrace(connection)
 
 
 def test_a_step_on_postgresql_is_one_round_trip(
@@ -559,12 +574,18 @@ def test_a_step_on_postgresql_is_one_round_trip(
         s = answer(elsewhere, seed, s)  # now it knows the row as it wrote it
     assert _round_trips(traces[0]) == 1, traces[0]
     assert verify_entries(s.code, repo.audit_events(s.code)).ok
-    with traced(postgres_engine, tmp_path) as traces:
-        repo.set_current_screening(ALICE, s.id)
-        begin(repo, seed, code="S-002", update_id=9002)
-        repo.close(s, "cancelled", actor=ALICE, reason="withdrew")
-    # Setting the current screening, creating one, closing one, and close's read of it after.
-    assert [_round_trips(t) for t in traces] == [2, 3, 3, 1]
+    # Setting the current screening, creating one, closing one (and close's read of it after).
+    calls: list[Callable[[], object]] = [
+        lambda: repo.set_current_screening(ALICE, s.id),
+        lambda: begin(repo, seed, code="S-002", update_id=9002),
+        lambda: repo.close(s, "cancelled", actor=ALICE, reason="withdrew"),
+    ]
+    trips = []
+    for call in calls:
+        with traced(postgres_engine, tmp_path) as traces:
+            call()
+        trips.append(sum(_round_trips(t) for t in traces))
+    assert trips == [2, 3, 4]
 
 
 @contextmanager
@@ -663,6 +684,65 @@ def test_sqlite_blocks_keep_one_connection_outside_the_pool(
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(OperationalError), driver_connection(unreachable):
         pass  # SQLAlchemy's error, as Core raises it, not the driver's
+
+
+def test_postgresql_blocks_keep_one_connection_in_autocommit_outside_the_pool(
+    postgres_engine: Engine,
+) -> None:
+    """Prepared blocks on PostgreSQL take a kept connection (and its cursor), not one from the
+    pool each time. It stays in autocommit between blocks, a write block still is one
+    transaction (rolled back whole when it fails), and a connection the server has closed is
+    replaced before use, with no error to the caller (as the pool's checkout check does)."""
+    upgrade(postgres_engine)
+    checkouts: list[object] = []
+    event.listen(postgres_engine, "checkout", lambda *args: checkouts.append(args))
+    used, cursors = set(), set()
+    for write in (False, True, False, True):
+        with driver_connection(postgres_engine, write=write) as cursor:
+            cursor.execute("SELECT 1")
+            assert cursor.fetchone() == (1,)
+            used.add(id(cursor.connection))
+            cursors.add(id(cursor))
+            assert cursor.connection.autocommit is not write
+    assert len(used) == 1 and len(cursors) == 1 and len(checkouts) == 1
+
+    insert = "INSERT INTO processed_update (update_id, processed_at) VALUES (%s, now())"
+    with pytest.raises(IntegrityError), driver_connection(postgres_engine, write=True) as cursor:
+        cursor.execute(insert, (7201,))
+        cursor.execute(insert, (7201,))
+    with driver_connection(postgres_engine) as cursor:
+        kept = cursor.connection
+        assert id(kept) in used and kept.autocommit
+        assert kept.info.transaction_status.name == "IDLE"
+        cursor.execute("SELECT count(*) FROM processed_update")
+        assert cursor.fetchone() == (0,)
+        pid = kept.info.backend_pid
+    with (  # the same, its statements sent together
+        pytest.raises(IntegrityError),
+        driver_connection(postgres_engine, write=True) as cursor,
+        pipelined(cursor),
+    ):
+        cursor.execute(insert, (7202,))
+        cursor.execute(insert, (7202,))
+    with driver_connection(postgres_engine) as cursor:
+        assert cursor.connection is kept and kept.autocommit
+        cursor.execute("SELECT count(*) FROM processed_update")
+        assert cursor.fetchone() == (0,)
+
+    with postgres_engine.connect() as other:  # the server ends the kept connection's session
+        other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    deadline = time.monotonic() + 10
+    while connection_gone(kept) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with driver_connection(postgres_engine, write=True) as cursor:
+        assert cursor.connection is not kept and kept.closed
+        cursor.execute(insert, (7203,))
+    with driver_connection(postgres_engine) as cursor:
+        cursor.execute("SELECT count(*) FROM processed_update")
+        assert cursor.fetchone() == (1,)
+        out = cursor.connection
+        postgres_engine.dispose()  # closed as it comes back
+    assert out.closed
 
 
 def test_the_resume_list_on_postgresql_is_one_round_trip(
