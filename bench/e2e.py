@@ -132,6 +132,7 @@ async def drive(
         For each update, its step in :data:`SCRIPT` and its processing time in seconds.
     """
     latencies: list[tuple[int, float]] = []
+    processor = app.update_processor
     for r in range(first_round, first_round + rounds):
         for index, (kind, arg) in enumerate(SCRIPT):
             for user in users:
@@ -140,7 +141,11 @@ async def drive(
                     kind, arg.format(code=f"S-{user}-{r}"), user, inbox[-1] if inbox else None
                 )
                 started = time.perf_counter()
-                await app.process_update(Update.de_json(data, app.bot))
+                # As polling and the webhook hand an update over: through the application's
+                # update processor (python-telegram-bot's default one, one at a time, for the
+                # ConversationHandler).
+                update = Update.de_json(data, app.bot)
+                await processor.process_update(update, app.process_update(update))
                 latencies.append((index, time.perf_counter() - started))
                 # A real transport waits for the network here, which lets the application's
                 # background tasks (PicklePersistence's periodic flush) run between updates.

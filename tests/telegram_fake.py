@@ -173,8 +173,14 @@ class Chat:
         self.last_update = data
         self.actions += 1
         before = len(self._inbox())
-        await self.app.process_update(Update.de_json(data, self.app.bot))
+        await self._hand_over(data)
         return [m["text"] for m in self._inbox()[before:]]
+
+    async def _hand_over(self, data: dict[str, Any]) -> None:
+        """Process an update as polling and the webhook hand it over: through the update
+        processor (which counts the updates being processed), and wait until it is done."""
+        update = Update.de_json(data, self.app.bot)
+        await self.app.update_processor.process_update(update, self.app.process_update(update))
 
     async def send(self, text: str) -> list[str]:
         """Type a message; returns the texts the bot sent to this chat in reply."""
@@ -226,7 +232,7 @@ class Chat:
         """Deliver the last update again, as Telegram does after a timeout."""
         assert self.last_update is not None
         before = len(self._inbox())
-        await self.app.process_update(Update.de_json(self.last_update, self.app.bot))
+        await self._hand_over(self.last_update)
         return [m["text"] for m in self._inbox()[before:]]
 
     def last_text(self) -> str:

@@ -72,6 +72,30 @@ async def test_without_threads_the_database_is_called_on_the_event_loop(
     await _stop(held)
 
 
+def _record_threads(held: BotWorld) -> list[str]:
+    """The names of the threads the bot's repository reads its visitors from, in order."""
+    names: list[str] = []
+    visitor = held.repo.visitor
+
+    def recorded(telegram_id: int, update_id: int) -> Visitor:
+        names.append(threading.current_thread().name)
+        return visitor(telegram_id, update_id)
+
+    held.repo.visitor = recorded  # type: ignore[method-assign]
+    return names
+
+
+async def _busy_elsewhere(held: BotWorld) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """Another chat's update, being processed until the event is set."""
+    done = asyncio.Event()
+    update = Update.de_json(_message(CHEN, "/help"), held.app.bot)
+    processor = held.app.update_processor
+    busy = asyncio.create_task(processor.process_update(update, done.wait()))
+    while processor.current_concurrent_updates < 1:
+        await asyncio.sleep(0)
+    return done, busy
+
+
 async def test_a_screening_with_a_correction_is_recorded_from_worker_threads(
     world: BotWorld, seed: Protocol
 ) -> None:
@@ -79,6 +103,8 @@ async def test_a_screening_with_a_correction_is_recorded_from_worker_threads(
     # the threads this bot started are checked.
     before = set(threading.enumerate())
     held = await start_world(world.engine, seed, database_threads=2)
+    names = _record_threads(held)
+    done, busy = await _busy_elsewhere(held)  # so that the calls are handed over
     alice = held.chat(ALICE)
     await up_to_labs(alice, "THR-001")
     await alice.send("/back")
@@ -94,13 +120,40 @@ async def test_a_screening_with_a_correction_is_recorded_from_worker_threads(
         ("46", "active", None),
     ]
     assert s.row_version == len(held.repo.audit_events("THR-001"))
+    assert names and all(name.startswith("prescreen-db") for name in names), names
     ours = {t for t in threading.enumerate() if t.name.startswith("prescreen-db")} - before
     assert ours
+    done.set()
+    await busy
     await held.app.shutdown()
     assert held.errors == [], "a handler raised"
     assert held.app.post_shutdown is not None
     await held.app.post_shutdown(held.app)  # as run_polling and run_webhook do last
     assert not any(t.is_alive() for t in ours)
+
+
+async def test_an_update_being_processed_alone_calls_the_database_itself(
+    world: BotWorld, seed: Protocol
+) -> None:
+    # With nothing else for the event loop to do meanwhile, a hand-over to a thread and back
+    # only adds its two wake-ups; as soon as another update is being processed, it pays.
+    held = await start_world(world.engine, seed, database_threads=2)
+    names = _record_threads(held)
+    alice = held.chat(ALICE)
+    await alice.send("/new AL-001")
+    await alice.press("Yes")
+    main = threading.current_thread().name
+    assert names == [main, main]
+    done, busy = await _busy_elsewhere(held)
+    await alice.press("Yes")
+    assert len(names) == 3 and names[2].startswith("prescreen-db"), names
+    done.set()
+    await busy
+    await alice.press("Yes")
+    assert names[3] == main, names
+    assert held.repo.find_screening("AL-001") is not None
+    await held.app.shutdown()
+    assert held.errors == [], "a handler raised"
 
 
 def test_threads_by_default_on_postgresql_only() -> None:
