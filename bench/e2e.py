@@ -6,7 +6,8 @@ Each configuration runs in a process of its own (so peak RSS is its own):
 ``python -m bench.e2e --mode ours --db sqlite --chats 100`` prints one JSON line;
 ``python -m bench.e2e`` runs the whole matrix and prints a table with the ratios;
 ``python -m bench.e2e --pairs 6 --db sqlite --chats 1000`` the ratio to the in-memory
-``ConversationHandler`` in back-to-back pairs (:func:`pairs`).
+``ConversationHandler`` in back-to-back pairs (:func:`pairs`). ``--timers`` (with ``--mode ours``)
+adds the wall time of each repository call, measured where the bot makes it (:class:`CallTimers`).
 
 ``python -m bench.e2e --network`` runs the same dialogs with every Bot API call taking
 ``--latency-ms`` (20 ms by default), as a real network does, each chat sending its next update
@@ -26,8 +27,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -202,11 +205,71 @@ async def drive_chats(
     return latencies
 
 
+# --- timers around the repository (``--timers``) -----------------------------------------------
+
+
+class CallTimers:
+    """The wall time of every call to a repository's methods during a run (``--timers``).
+
+    A profiler's sampling slows the bot and the database unevenly, and a loop of the calls
+    alone runs them with warm caches, which the running bot does not have (on SQLite, half the
+    time or less). These timers measure the calls where they happen, for about a microsecond
+    each. A call made in a database thread counts its time in that thread; a method that calls
+    another (the gate's read, reading a screening it has not cached) counts that call's time too.
+    """
+
+    def __init__(self) -> None:
+        self.totals: dict[str, list[float]] = {}  # name: [calls, seconds]
+        self._lock = threading.Lock()
+
+    def attach(self, repo: object) -> None:
+        """Time every method of the repository interface on ``repo`` (this object only)."""
+        from storage.repository import Repository
+
+        for name in dir(Repository):
+            if not name.startswith("_") and callable(getattr(Repository, name)):
+                setattr(repo, name, self._timed(name, getattr(repo, name)))
+
+    def _timed(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        totals = self.totals.setdefault(name, [0, 0.0])
+        lock = self._lock
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                with lock:
+                    totals[0] += 1
+                    totals[1] += elapsed
+
+        return timed
+
+    def summary(self, updates: int) -> dict[str, dict[str, float]]:
+        """Each method called: its calls, mean µs a call, and µs per update of the run."""
+        with self._lock:
+            return {
+                name: {
+                    "calls": calls,
+                    "us_per_call": seconds / calls * 1e6,
+                    "us_per_update": seconds / updates * 1e6,
+                }
+                for name, (calls, seconds) in sorted(self.totals.items(), key=lambda t: -t[1][1])
+                if calls
+            }
+
+
 # --- ours --------------------------------------------------------------------------------------
 
 
 async def ours(
-    chats: int, db: str, rounds: int, latency: float = 0.0, concurrency: int = 256
+    chats: int,
+    db: str,
+    rounds: int,
+    latency: float = 0.0,
+    concurrency: int = 256,
+    timers: CallTimers | None = None,
 ) -> dict[str, Any]:
     from bot.runner import tune_garbage_collector
     from bot.service import ScreeningService
@@ -245,6 +308,8 @@ async def ours(
     users = [100_000 + i for i in range(chats)]
     for user in users:
         repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
+    if timers is not None:
+        timers.attach(repo)  # after the set-up: only the run's calls count
     service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
     # The bot's transport decodes replies with orjson (bot.transport); the baseline's is
     # python-telegram-bot's default.
@@ -269,6 +334,7 @@ async def ours(
                 latencies = await drive(app, api, users, rounds)
             await app.stop()
             wall = time.perf_counter() - started
+        timed = {} if timers is None else {"timers": timers.summary(len(latencies))}
         signed = sum(
             1
             for u in users
@@ -282,7 +348,7 @@ async def ours(
             with admin.begin() as c:
                 c.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
     assert signed == chats * rounds, f"only {signed} of {chats * rounds} screenings completed"
-    return {"latencies": latencies, "wall": wall}
+    return {"latencies": latencies, "wall": wall, **timed}
 
 
 # --- the conventional baseline -----------------------------------------------------------------
@@ -508,15 +574,27 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": peak_rss_mb(),
         # PicklePersistence only: its update calls (which write the file), and their time.
         **{k: result[k] for k in ("persistence_calls", "persistence_s") if k in result},
+        # ``--timers`` only: the repository's calls, timed where the bot makes them.
+        **({"repository": result["timers"]} if "timers" in result else {}),
     }
 
 
 def one(
-    mode: str, db: str, chats: int, rounds: int, latency: float = 0.0, concurrency: int = 0
+    mode: str,
+    db: str,
+    chats: int,
+    rounds: int,
+    latency: float = 0.0,
+    concurrency: int = 0,
+    timers: bool = False,
 ) -> dict[str, Any]:
-    """One configuration's run, summarised (``concurrency`` 0: each side's default)."""
+    """One configuration's run, summarised (``concurrency`` 0: each side's default).
+
+    With ``timers`` (ours only), also the repository's calls as :class:`CallTimers` saw them.
+    """
     if mode == "ours":
-        raw = asyncio.run(ours(chats, db, rounds, latency, concurrency or 256))
+        timed = CallTimers() if timers else None
+        raw = asyncio.run(ours(chats, db, rounds, latency, concurrency or 256, timed))
     else:
         raw = asyncio.run(
             baseline(chats, mode == "pickle", rounds, latency, concurrency or 1, mode == "shaped")
@@ -722,15 +800,23 @@ def main() -> None:
         help="this many back-to-back pairs of the in-memory ConversationHandler and ours "
         "(--db, --chats): the ratio to it, pair by pair",
     )
+    parser.add_argument(
+        "--timers",
+        action="store_true",
+        help="with --mode ours: time every repository call where the bot makes it",
+    )
     args = parser.parse_args()
+    if args.timers and args.mode != "ours":
+        parser.error("--timers times the bot's repository: use it with --mode ours")
     if args.pairs:
         print(pairs(args.pairs, args.db, args.chats))
         return
     if args.mode:
         latency = args.latency_ms / 1000
-        print(
-            json.dumps(one(args.mode, args.db, args.chats, args.rounds, latency, args.concurrency))
+        result = one(
+            args.mode, args.db, args.chats, args.rounds, latency, args.concurrency, args.timers
         )
+        print(json.dumps(result))
         return
     dbs = ["sqlite"] + (["postgres"] if os.environ.get("PRESCREEN_BENCH_POSTGRES_URL") else [])
     if args.network:
