@@ -212,10 +212,11 @@ class CallTimers:
     """The wall time of every call to a repository's methods during a run (``--timers``).
 
     A profiler's sampling slows the bot and the database unevenly, and a loop of the calls
-    alone runs them with warm caches, which the running bot does not have (on SQLite, half the
-    time or less). These timers measure the calls where they happen, for about a microsecond
-    each. A call made in a database thread counts its time in that thread; a method that calls
-    another (the gate's read, reading a screening it has not cached) counts that call's time too.
+    alone runs them with warm caches, which the running bot does not have (on SQLite, in half
+    to two thirds of the time). These timers measure the calls where they happen, for about a
+    microsecond each. A call made in a database thread counts its time in that thread; a method
+    that calls another (the gate's read, reading a screening it has not cached) counts that
+    call's time too.
     """
 
     def __init__(self) -> None:
