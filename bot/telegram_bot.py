@@ -505,7 +505,6 @@ class PrescreenBot:
             _chat_data(context)["await"] = {"kind": "code", "protocol": protocol.digest}
             await self.send(update, context, render(created, lang) + "\n" + t("ask_code", lang))
             return
-        await self.db(self.repo.set_current_screening, staff.telegram_id, created.id)
         await self.show(
             update, context, created, t("started", lang, code=created.code, trial=protocol.label)
         )
@@ -742,7 +741,6 @@ class PrescreenBot:
                 update_id=update.update_id,
             )
             if isinstance(closed, Screening):
-                await self.db(self.repo.set_current_screening, staff.telegram_id, None)
                 await self.send(update, context, t("cancelled", lang, code=closed.code))
             else:
                 await self.after(update, context, closed, screening=screening)
@@ -943,7 +941,6 @@ class PrescreenBot:
                     self.service.close, screening, kind, actor=actor, reason=meaning, update_id=uid
                 )
                 if isinstance(closed, Screening):
-                    await self.db(self.repo.set_current_screening, actor, None)
                     key = "signed" if kind == "signed" else "exclusion_confirmed"
                     await self.send(
                         update, context, t(key, lang, code=closed.code, name=staff.display_name)

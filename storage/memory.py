@@ -149,6 +149,9 @@ class InMemoryRepository:
                 actor,
                 now,
             )
+            staff = self._staff.get(actor)
+            if staff is not None:
+                self._staff[actor] = replace(staff, current_screening_id=screening.id)
             return screening
 
     def get_screening(self, screening_id: int) -> Screening | None:
@@ -269,6 +272,9 @@ class InMemoryRepository:
                 row_version=current.row_version + 1,
             )
             self._screenings[screening.id] = updated
+            staff = self._staff.get(actor)
+            if staff is not None and staff.current_screening_id == screening.id:
+                self._staff[actor] = replace(staff, current_screening_id=None)
             return updated
 
     # --- history ---

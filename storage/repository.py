@@ -67,6 +67,9 @@ class Repository(Interface):
     ) -> Screening:
         """Start a screening (at the actor's ``site``) and record its first audit event.
 
+        The actor, if a staff member, works on it from then on (their current screening), in
+        the same transaction.
+
         Raises:
             CodeTaken: The code is in use.
             DuplicateUpdate: ``update_id`` was processed before.
@@ -122,6 +125,9 @@ class Repository(Interface):
         update_id: int | None = None,
     ) -> Screening:
         """Sign, cancel or confirm the exclusion of a screening.
+
+        If it was the actor's current screening, they have none afterwards (in the same
+        transaction); anyone else who had it open keeps it.
 
         Raises:
             StaleWrite: The screening changed since it was read.

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, cast
@@ -25,6 +26,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    null,
     select,
     update,
 )
@@ -243,6 +245,27 @@ class _Hot:
             update(STAFF)
             .where(STAFF.c.telegram_id == bindparam("tid"))
             .values(current_screening_id=bindparam("sid")),
+            dialect,
+        )
+        # The screening just inserted in the same transaction, found by its code: its id is
+        # not back from the server yet when this is sent in the same pipeline.
+        self.take_up = prepare(
+            update(STAFF)
+            .where(STAFF.c.telegram_id == bindparam("tid"))
+            .values(
+                current_screening_id=select(SCREENING.c.id)
+                .where(SCREENING.c.code == bindparam("code"))
+                .scalar_subquery()
+            ),
+            dialect,
+        )
+        self.put_down = prepare(
+            update(STAFF)
+            .where(
+                STAFF.c.telegram_id == bindparam("tid"),
+                STAFF.c.current_screening_id == bindparam("sid"),
+            )
+            .values(current_screening_id=null()),
             dialect,
         )
         self.code_taken = prepare(
@@ -754,6 +777,11 @@ class SqlRepository:
                         "audit_head": head,
                     }
                     self._hot.create.execute(cursor, **values)
+                    # The creator works on it from now on, in the same transaction (a crash
+                    # cannot leave them without it). On a cursor of its own: the insert's
+                    # reply, read below, stays this cursor's last result.
+                    with closing(cursor.connection.cursor()) as aside:
+                        self._hot.take_up.execute(aside, tid=actor, code=code)
                 # The pipeline has collected the insert's reply with the others' as it ended.
                 inserted = self._hot.create.fetched(cursor)
                 assert inserted is not None
@@ -1018,7 +1046,10 @@ class SqlRepository:
             with pipelined(cursor):
                 row = self._claim_and_lock(cursor, update_id, screening, now)
                 status = "cancelled" if kind == "cancelled" else row["status"]
-                self._finish(
+                # The closer no longer works on it (whoever else had it open keeps it, to be
+                # told it is closed). Before :meth:`_finish`, whose update must be the last.
+                self._hot.put_down.execute(cursor, tid=actor, sid=screening.id)
+                chain = self._finish(
                     cursor,
                     row,
                     [(f"screening_{kind}", {"reason": reason, "status": status})],
@@ -1033,9 +1064,19 @@ class SqlRepository:
                     },
                 )
             self._check_finished(cursor, row)
-        record = self.get_screening(screening.id)
-        assert record is not None
-        return record
+        # The row was at ``screening``'s version, so it held ``screening``'s content; the
+        # write changed what is set here, and nothing else (no read back).
+        closed = replace(
+            screening,
+            status=status,
+            updated_at=now,
+            row_version=screening.row_version + 1,
+            closed_at=now,
+            close_kind=kind,
+            close_reason=reason,
+            closed_by=actor,
+        )
+        return self._remember(closed, chain)
 
     # --- history ---
     def answers(self, screening_id: int) -> list[AnswerEntry]:

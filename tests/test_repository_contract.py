@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -118,7 +119,7 @@ def test_visitor_reads_staff_current_screening_and_redelivery_at_once(
     assert visit.seen and visit.current == moved == repo.get_screening(s.id)
     assert visit.staff is not None and visit.staff.current_screening_id == s.id
     assert not repo.visitor(ALICE, 42).seen
-    closed = repo.close(moved, "cancelled", actor=ALICE, reason="test")
+    closed = repo.close(moved, "cancelled", actor=BOB, reason="test")  # closed by another
     assert repo.visitor(ALICE, 42).current == closed  # whatever its state
     assert repo.visitor(999, 41).seen  # a stranger's redelivery is recognised too
 
@@ -280,9 +281,53 @@ def test_close(repo: Repository, seed: Protocol) -> None:
         "consent withdrawn",
         ALICE,
     )
+    assert repo.get_screening(s.id) == closed  # what close returns is what is stored
     with pytest.raises(StaleWrite):
         repo.close(s, "signed", actor=ALICE)
     assert repo.audit_events(s.code)[-1].kind == "screening_cancelled"
+
+
+def current_of(repo: Repository, telegram_id: int) -> int | None:
+    staff = repo.get_staff(telegram_id)
+    assert staff is not None
+    return staff.current_screening_id
+
+
+def test_the_creator_works_on_a_new_screening(repo: Repository, seed: Protocol) -> None:
+    repo.save_staff(Staff(ALICE, "Alice", Role.COORDINATOR))
+    first = begin(repo, seed, "S-1", update_id=1)
+    assert current_of(repo, ALICE) == first.id
+    assert repo.visitor(ALICE, 2).current == first
+    second = begin(repo, seed, "S-2")
+    assert current_of(repo, ALICE) == second.id
+    # Nothing written, nothing changed: a taken code, a redelivered update.
+    with pytest.raises(CodeTaken):
+        begin(repo, seed, "S-1")
+    with pytest.raises(DuplicateUpdate):
+        begin(repo, seed, "S-3", update_id=1)
+    assert current_of(repo, ALICE) == second.id
+    begin(repo, seed, "S-4", actor=BOB)  # not a staff member: no one's current screening
+    assert current_of(repo, ALICE) == second.id and repo.get_staff(BOB) is None
+
+
+def test_closing_leaves_the_closer_without_it(repo: Repository, seed: Protocol) -> None:
+    repo.save_staff(Staff(ALICE, "Alice", Role.COORDINATOR))
+    repo.save_staff(Staff(BOB, "Bob", Role.INVESTIGATOR))
+    shared = begin(repo, seed, "S-1")
+    repo.set_current_screening(BOB, shared.id)
+    with pytest.raises(StaleWrite):  # refused: nothing changes
+        repo.close(replace(shared, row_version=0), "cancelled", actor=ALICE, reason="x")
+    assert current_of(repo, ALICE) == shared.id
+    closed = repo.close(shared, "cancelled", actor=ALICE, reason="duplicate")
+    assert current_of(repo, ALICE) is None
+    assert current_of(repo, BOB) == shared.id  # told it is closed when he comes back to it
+    assert repo.visitor(BOB, 1).current == closed
+    # Closing a screening other than one's current one keeps the current one.
+    mine = begin(repo, seed, "S-2")
+    other = begin(repo, seed, "S-3", actor=BOB)
+    repo.set_current_screening(ALICE, mine.id)
+    repo.close(other, "cancelled", actor=ALICE, reason="entered twice")
+    assert current_of(repo, ALICE) == mine.id
 
 
 def test_in_range(repo: Repository, seed: Protocol) -> None:
