@@ -1046,8 +1046,8 @@ class SqlRepository:
             with pipelined(cursor):
                 row = self._claim_and_lock(cursor, update_id, screening, now)
                 status = "cancelled" if kind == "cancelled" else row["status"]
-                # The closer no longer works on it (whoever else had it open keeps it, to be
-                # told it is closed). Before :meth:`_finish`, whose update must be the last.
+                # The closer no longer works on it (whoever else had it open keeps it: the bot
+                # treats a closed one as none). Before :meth:`_finish`, whose update is last.
                 self._hot.put_down.execute(cursor, tid=actor, sid=screening.id)
                 chain = self._finish(
                     cursor,

@@ -320,7 +320,7 @@ def test_closing_leaves_the_closer_without_it(repo: Repository, seed: Protocol) 
     assert current_of(repo, ALICE) == shared.id
     closed = repo.close(shared, "cancelled", actor=ALICE, reason="duplicate")
     assert current_of(repo, ALICE) is None
-    assert current_of(repo, BOB) == shared.id  # told it is closed when he comes back to it
+    assert current_of(repo, BOB) == shared.id  # the bot treats a closed one as none
     assert repo.visitor(BOB, 1).current == closed
     # Closing a screening other than one's current one keeps the current one.
     mine = begin(repo, seed, "S-2")
