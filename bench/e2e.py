@@ -8,6 +8,8 @@ Each configuration runs in a process of its own (so peak RSS is its own):
 ``python -m bench.e2e --pairs 6 --db sqlite --chats 1000`` the ratio to the in-memory
 ``ConversationHandler`` in back-to-back pairs (:func:`pairs`). ``--timers`` (with ``--mode ours``)
 adds the wall time of each repository call, measured where the bot makes it (:class:`CallTimers`).
+``--steps`` (with ``--mode``) adds each step of the dialog's p50 and p99 and its share of the
+run's slowest answers (:func:`by_step`).
 
 ``python -m bench.e2e --network`` runs the same dialogs with every Bot API call taking
 ``--latency-ms`` (20 ms by default), as a real network does, each chat sending its next update
@@ -559,7 +561,41 @@ async def baseline(
 # --- orchestration -----------------------------------------------------------------------------
 
 
-def summarise(result: dict[str, Any]) -> dict[str, Any]:
+def _p99(ordered: list[float]) -> float:
+    """The 99th percentile of sorted values, as the run's p99 is taken."""
+    return ordered[max(int(len(ordered) * 0.99) - 1, 0)]
+
+
+def by_step(updates: list[tuple[int, float]]) -> list[dict[str, Any]]:
+    """Each step of :data:`SCRIPT`: its updates' p50 and p99, and its share of the slowest.
+
+    The run's p99 is taken over every answer, whichever step it answers. This tells whether
+    the slowest 1 % belong to a few heavy steps or spread over them all: ``slowest`` counts a
+    step's answers at or above the run's p99 (the command and the signature count none, as
+    they are not answers).
+    """
+    answers = sorted(latency for index, latency in updates if index in ANSWER_STEPS)
+    p99 = _p99(answers) if answers else float("inf")
+    steps: dict[int, list[float]] = {}
+    for index, latency in updates:
+        steps.setdefault(index, []).append(latency)
+    rows = []
+    for index in sorted(steps):
+        ordered = sorted(steps[index])
+        kind, arg = SCRIPT[index]
+        rows.append(
+            {
+                "step": index,
+                "update": f"{kind} {arg}",
+                "p50_ms": statistics.median(ordered) * 1000,
+                "p99_ms": _p99(ordered) * 1000,
+                "slowest": sum(1 for x in ordered if x >= p99) if index in ANSWER_STEPS else 0,
+            }
+        )
+    return rows
+
+
+def summarise(result: dict[str, Any], steps: bool = False) -> dict[str, Any]:
     updates = result.pop("latencies")
     answers = sorted(latency for index, latency in updates if index in ANSWER_STEPS)
     return {
@@ -571,12 +607,14 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         "updates_per_s": len(updates) / result["wall"],
         # Latency: the processing of one answer, from the update to the reply being sent.
         "p50_ms": statistics.median(answers) * 1000,
-        "p99_ms": answers[int(len(answers) * 0.99) - 1] * 1000,
+        "p99_ms": _p99(answers) * 1000,
         "peak_rss_mb": peak_rss_mb(),
         # PicklePersistence only: its update calls (which write the file), and their time.
         **{k: result[k] for k in ("persistence_calls", "persistence_s") if k in result},
         # ``--timers`` only: the repository's calls, timed where the bot makes them.
         **({"repository": result["timers"]} if "timers" in result else {}),
+        # ``--steps`` only: each step of the dialog on its own.
+        **({"steps": by_step(updates)} if steps else {}),
     }
 
 
@@ -588,10 +626,12 @@ def one(
     latency: float = 0.0,
     concurrency: int = 0,
     timers: bool = False,
+    steps: bool = False,
 ) -> dict[str, Any]:
     """One configuration's run, summarised (``concurrency`` 0: each side's default).
 
-    With ``timers`` (ours only), also the repository's calls as :class:`CallTimers` saw them.
+    With ``timers`` (ours only), also the repository's calls as :class:`CallTimers` saw them;
+    with ``steps``, each step of the dialog on its own (:func:`by_step`).
     """
     if mode == "ours":
         timed = CallTimers() if timers else None
@@ -606,7 +646,7 @@ def one(
         "chats": chats,
         "concurrency": concurrency or (256 if mode == "ours" else 1),
         "latency_ms": latency * 1000,
-        **summarise(raw),
+        **summarise(raw, steps),
     }
 
 
@@ -806,7 +846,15 @@ def main() -> None:
         action="store_true",
         help="with --mode ours: time every repository call where the bot makes it",
     )
+    parser.add_argument(
+        "--steps",
+        action="store_true",
+        help="with --mode: each step of the dialog's p50 and p99, and how many of the run's "
+        "slowest 1 %% of answers it holds",
+    )
     args = parser.parse_args()
+    if args.steps and not args.mode:
+        parser.error("--steps breaks one run down: use it with --mode")
     if args.timers and args.mode != "ours":
         parser.error("--timers times the bot's repository: use it with --mode ours")
     if args.pairs:
@@ -815,7 +863,14 @@ def main() -> None:
     if args.mode:
         latency = args.latency_ms / 1000
         result = one(
-            args.mode, args.db, args.chats, args.rounds, latency, args.concurrency, args.timers
+            args.mode,
+            args.db,
+            args.chats,
+            args.rounds,
+            latency,
+            args.concurrency,
+            args.timers,
+            args.steps,
         )
         print(json.dumps(result))
         return

@@ -61,3 +61,38 @@ def test_a_slow_call_shows_its_time() -> None:
     timers.attach(repo)
     repo.get_staff(1)
     assert timers.summary(updates=1)["get_staff"]["us_per_call"] >= 20_000
+
+
+def test_steps_give_each_steps_latencies_and_where_the_slowest_answers_fall() -> None:
+    from bench.e2e import ANSWER_STEPS, SCRIPT, by_step
+
+    last = len(SCRIPT) - 1
+    # 100 screenings: every answer takes 1 ms, except step 3's, which take 5 ms in 2 of them;
+    # the command and the signature take 9 ms, and are not answers.
+    updates = [
+        (index, 0.009 if index in (0, last) else 0.005 if index == 3 and n < 2 else 0.001)
+        for n in range(100)
+        for index in range(len(SCRIPT))
+    ]
+    rows = {row["step"]: row for row in by_step(updates)}
+    assert sorted(rows) == list(range(len(SCRIPT)))
+    assert rows[3]["update"] == " ".join(SCRIPT[3])
+    assert rows[3]["p50_ms"] == pytest.approx(1.0)
+    assert rows[3]["p99_ms"] == pytest.approx(5.0)
+    assert rows[0]["p50_ms"] == pytest.approx(9.0)
+    # 2,600 answers: the p99 is the 2,574th smallest, 1 ms, which every answer reaches.
+    assert sum(row["slowest"] for row in rows.values()) == 100 * len(ANSWER_STEPS)
+    assert rows[0]["slowest"] == rows[last]["slowest"] == 0
+
+
+def test_steps_count_only_answers_at_or_over_the_runs_p99() -> None:
+    from bench.e2e import SCRIPT, by_step
+
+    # 10 screenings; step 5's answers take 2 ms in all of them, every other answer 1 ms.
+    updates = [
+        (index, 0.002 if index == 5 else 0.001) for _ in range(10) for index in range(len(SCRIPT))
+    ]
+    rows = {row["step"]: row for row in by_step(updates)}
+    # 260 answers: the p99 is the 257th smallest, one of step 5's ten, and only they reach it.
+    assert rows[5]["slowest"] == 10
+    assert all(row["slowest"] == 0 for step, row in rows.items() if step != 5)
