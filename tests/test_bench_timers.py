@@ -1,4 +1,4 @@
-"""``bench.e2e --timers``: the repository's calls timed where the bot makes them."""
+"""``bench.e2e --timers`` (repository calls timed where the bot makes them) and ``--steps``."""
 
 from __future__ import annotations
 
