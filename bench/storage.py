@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import resource
 import tempfile
 import time
 import uuid
@@ -172,12 +173,37 @@ def drop(db: str, schema: str | None) -> None:
             c.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def export(repo: SqlRepository, seed: Protocol, formats: list[str], workers: int) -> float:
-    """Seconds to export the EXPORTED complete screenings into a ZIP file, as the CLI does:
-    read one at a time, transcripts built, PDFs drawn by ``workers`` processes."""
+@dataclass(frozen=True)
+class ExportTiming:
+    """An export's wall time and the CPU time it used, here and in its PDF processes."""
+
+    seconds: float
+    cpu_here: float
+    cpu_workers: float
+
+    def busy(self, cores: int) -> float:
+        """The share of the machine's cores the export kept busy on average."""
+        return (self.cpu_here + self.cpu_workers) / (self.seconds * cores)
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user and system) of this process, and of its ended child processes."""
+    here = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return here.ru_utime + here.ru_stime, children.ru_utime + children.ru_stime
+
+
+def export(repo: SqlRepository, seed: Protocol, formats: list[str], workers: int) -> ExportTiming:
+    """Time exporting the EXPORTED complete screenings into a ZIP file, as the CLI does:
+    read one at a time, transcripts built, PDFs drawn by ``workers`` processes.
+
+    The CPU time tells whether the export is bound by the machine's cores (their sum near
+    the wall time times the cores) or waits on something. The PDF processes' share counts
+    once they have ended, which they have when the ZIP is written."""
     start_at = datetime(2026, 1, 1, tzinfo=UTC)
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="prescreen-export-") as folder:
+        here, children = _cpu_seconds()
         started = time.perf_counter()
         transcripts = build_transcripts(
             repo,
@@ -189,8 +215,9 @@ def export(repo: SqlRepository, seed: Protocol, formats: list[str], workers: int
         with (Path(folder) / "export.zip").open("wb") as target:
             count = write_zip(target, transcripts, formats, workers=workers)
         seconds = time.perf_counter() - started
+        here_after, children_after = _cpu_seconds()
     assert count == EXPORTED, count
-    return seconds
+    return ExportTiming(seconds, here_after - here, children_after - children)
 
 
 def resume(db: str, repo: SqlRepository) -> None:
@@ -242,10 +269,12 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             print(f"{db}: export of {EXPORTED:,} complete transcripts ({events} events each):")
             for formats, procs in exports:
-                seconds = export(repo, seed, formats, procs)
+                timing = export(repo, seed, formats, procs)
                 print(
-                    f"  {','.join(formats)} with {procs} PDF process(es): {seconds:.1f} s "
-                    f"({seconds / EXPORTED * 1000:.2f} ms a transcript)"
+                    f"  {','.join(formats)} with {procs} PDF process(es): {timing.seconds:.1f} s "
+                    f"({timing.seconds / EXPORTED * 1000:.2f} ms a transcript); CPU "
+                    f"{timing.cpu_here:.1f} s here and {timing.cpu_workers:.1f} s in PDF "
+                    f"processes, {timing.busy(workers) * 100:.0f} % of {workers} cores busy"
                 )
         finally:
             engine.dispose()
