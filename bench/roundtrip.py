@@ -32,6 +32,14 @@ class RoundTrips:
     insert_us: float
 
 
+def create_table(connection: Any) -> None:
+    """Create :data:`TABLE` in the search path of a psycopg ``connection``.
+
+    A logged table (not TEMPORARY, not UNLOGGED): its commits wait for the log flush.
+    """
+    connection.execute(f"CREATE TABLE {TABLE} (id bigserial PRIMARY KEY, n integer)")
+
+
 def measure(connection: Any, count: int) -> RoundTrips:
     """Time ``count`` of each statement on a psycopg ``connection`` in autocommit.
 
@@ -63,8 +71,7 @@ def readings(count: int, times: int) -> list[RoundTrips]:
             # Each statement its own transaction, committed before its reply, as the bot's
             # one-statement write is (storage.one_statement).
             connection.autocommit = True
-            # A logged table (not TEMPORARY, not UNLOGGED): its commits wait for the log flush.
-            connection.execute(f"CREATE TABLE {TABLE} (id bigserial PRIMARY KEY, n integer)")
+            create_table(connection)
             return [measure(connection, count) for _ in range(times)]
         finally:
             raw.close()

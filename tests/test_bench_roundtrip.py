@@ -7,17 +7,16 @@ import re
 import pytest
 from sqlalchemy import Engine, text
 
-from bench.roundtrip import TABLE, main, measure
+from bench.roundtrip import TABLE, create_table, main, measure
 
 
 def test_each_insert_is_committed_when_it_is_timed(postgres_engine: Engine) -> None:
-    with postgres_engine.begin() as connection:
-        connection.execute(text(f"CREATE TABLE {TABLE} (id bigserial PRIMARY KEY, n integer)"))
     raw = postgres_engine.raw_connection()
     try:
         driver = raw.driver_connection
         assert driver is not None
         driver.autocommit = True
+        create_table(driver)
         reading = measure(driver, 7)
         # Seen from another connection while the measuring one is still open: committed,
         # so each timed insert included the commit's wait for the log flush.
