@@ -16,8 +16,12 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Engine
 
 from bench.storage import drop, engine_for
 
@@ -32,12 +36,23 @@ class RoundTrips:
     insert_us: float
 
 
-def create_table(connection: Any) -> None:
-    """Create :data:`TABLE` in the search path of a psycopg ``connection``.
+@contextmanager
+def probe_connection(engine: Engine) -> Iterator[Any]:
+    """A psycopg connection of ``engine`` in autocommit, with :data:`TABLE` created.
 
-    A logged table (not TEMPORARY, not UNLOGGED): its commits wait for the log flush.
+    In autocommit each statement is its own transaction, committed before its reply, as the
+    bot's one-statement write is (``storage.one_statement``). The table is logged (not
+    TEMPORARY, not UNLOGGED): its commits wait for the log flush.
     """
-    connection.execute(f"CREATE TABLE {TABLE} (id bigserial PRIMARY KEY, n integer)")
+    raw = engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        assert connection is not None
+        connection.autocommit = True
+        connection.execute(f"CREATE TABLE {TABLE} (id bigserial PRIMARY KEY, n integer)")
+        yield connection
+    finally:
+        raw.close()
 
 
 def measure(connection: Any, count: int) -> RoundTrips:
@@ -64,17 +79,8 @@ def readings(count: int, times: int) -> list[RoundTrips]:
     """``times`` readings on PRESCREEN_BENCH_POSTGRES_URL, in a scratch schema dropped after."""
     engine, schema = engine_for("postgres")
     try:
-        raw = engine.raw_connection()
-        try:
-            connection = raw.driver_connection
-            assert connection is not None
-            # Each statement its own transaction, committed before its reply, as the bot's
-            # one-statement write is (storage.one_statement).
-            connection.autocommit = True
-            create_table(connection)
+        with probe_connection(engine) as connection:
             return [measure(connection, count) for _ in range(times)]
-        finally:
-            raw.close()
     finally:
         engine.dispose()
         drop("postgres", schema)

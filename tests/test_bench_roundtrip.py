@@ -7,23 +7,16 @@ import re
 import pytest
 from sqlalchemy import Engine, text
 
-from bench.roundtrip import TABLE, create_table, main, measure
+from bench.roundtrip import TABLE, main, measure, probe_connection
 
 
 def test_each_insert_is_committed_when_it_is_timed(postgres_engine: Engine) -> None:
-    raw = postgres_engine.raw_connection()
-    try:
-        driver = raw.driver_connection
-        assert driver is not None
-        driver.autocommit = True
-        create_table(driver)
+    with probe_connection(postgres_engine) as driver:
         reading = measure(driver, 7)
         # Seen from another connection while the measuring one is still open: committed,
         # so each timed insert included the commit's wait for the log flush.
         with postgres_engine.connect() as other:
             assert other.execute(text(f"SELECT count(*) FROM {TABLE}")).scalar() == 7
-    finally:
-        raw.close()
     assert reading.select_us > 0
     assert reading.insert_us > 0
 
