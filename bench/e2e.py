@@ -31,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -274,84 +273,77 @@ async def ours(
     concurrency: int = 256,
     timers: CallTimers | None = None,
 ) -> dict[str, Any]:
+    from bench.scratch import scratch_engine
     from bot.runner import tune_garbage_collector
     from bot.service import ScreeningService
     from bot.settings import DEFAULT_CODE_PATTERN, Settings
     from bot.telegram_bot import build_application
     from flows import Catalog
     from flows.loader import BUNDLED_DIR, load_protocol
-    from storage.db import Checkpointer, make_engine, upgrade
+    from storage.db import Checkpointer, upgrade
     from storage.memory import InMemoryRepository
     from storage.records import Role, Staff
     from storage.repository import Repository
     from storage.sql import SqlRepository
 
     seed = load_protocol(BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml")
-    workdir = Path(tempfile.mkdtemp(prefix="prescreen-bench-"))
-    schema = None
-    checkpointer: Any = contextlib.nullcontext()
-    engine = None
-    if db == "memory":
-        pass  # the tests' fake repository: what the bot costs without any database
-    elif db == "sqlite":
-        # As the bot runs it (``container.build(serving=True)``): checkpoints in the background.
-        engine = make_engine(f"sqlite:///{workdir / 'bench.sqlite3'}", auto_checkpoint=False)
-        checkpointer = Checkpointer(engine)
-    else:
-        url = os.environ["PRESCREEN_BENCH_POSTGRES_URL"]
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = make_engine(url)
-        with admin.begin() as c:
-            c.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    repo: Repository = InMemoryRepository()
-    if engine is not None:
-        upgrade(engine)
-        repo = SqlRepository(engine)
-    users = [100_000 + i for i in range(chats)]
-    for user in users:
-        repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
-    if timers is not None:
-        timers.attach(repo)  # after the set-up: only the run's calls count
-    service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
-    # The bot's transport decodes replies with orjson (bot.transport); the baseline's is
-    # python-telegram-bot's default.
-    api = BotSlowBotAPI(latency) if latency else BotFakeBotAPI()
-    settings = Settings(
-        bot_token="1:bench",
-        max_concurrent_updates=concurrency,
-        # As configured in production: database calls in worker threads on PostgreSQL.
-        database_url=str(engine.url) if engine is not None else "sqlite://",
-        _env_file=None,
-    )
-    app = build_application(service, settings, request=api, rate_limit=False)
-    await app.initialize()
-    tune_garbage_collector()  # as bot.runner serves
-    await app.start()
-    try:
-        with checkpointer:
-            started = time.perf_counter()
-            if latency:
-                latencies = await drive_chats(app, api, users, rounds)
-            else:
-                latencies = await drive(app, api, users, rounds)
-            await app.stop()
-            wall = time.perf_counter() - started
-        timed = {} if timers is None else {"timers": timers.summary(len(latencies))}
-        signed = sum(
-            1
-            for u in users
-            for r in range(rounds)
-            if (s := repo.find_screening(f"S-{u}-{r}")) and s.close_kind == "signed"
+    # The run's database, removed when the run ends, however it ends (after the application's
+    # shutdown, which the block's own ``finally`` awaits first).
+    with contextlib.ExitStack() as scratch:
+        checkpointer: Any = contextlib.nullcontext()
+        engine = None
+        if db == "memory":
+            pass  # the tests' fake repository: what the bot costs without any database
+        elif db == "sqlite":
+            # As the bot runs it (``container.build(serving=True)``): checkpoints in the background.
+            engine = scratch.enter_context(scratch_engine("sqlite", auto_checkpoint=False))
+            checkpointer = Checkpointer(engine)
+        else:
+            engine = scratch.enter_context(scratch_engine("postgres"))
+        repo: Repository = InMemoryRepository()
+        if engine is not None:
+            upgrade(engine)
+            repo = SqlRepository(engine)
+        users = [100_000 + i for i in range(chats)]
+        for user in users:
+            repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
+        if timers is not None:
+            timers.attach(repo)  # after the set-up: only the run's calls count
+        service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
+        # The bot's transport decodes replies with orjson (bot.transport); the baseline's is
+        # python-telegram-bot's default.
+        api = BotSlowBotAPI(latency) if latency else BotFakeBotAPI()
+        settings = Settings(
+            bot_token="1:bench",
+            max_concurrent_updates=concurrency,
+            # As configured in production: database calls in worker threads on PostgreSQL.
+            database_url=str(engine.url) if engine is not None else "sqlite://",
+            _env_file=None,
         )
-    finally:
-        await app.shutdown()
-        if schema is not None and engine is not None:
-            engine.dispose()
-            with admin.begin() as c:
-                c.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    assert signed == chats * rounds, f"only {signed} of {chats * rounds} screenings completed"
-    return {"latencies": latencies, "wall": wall, **timed}
+        app = build_application(service, settings, request=api, rate_limit=False)
+        await app.initialize()
+        tune_garbage_collector()  # as bot.runner serves
+        await app.start()
+        try:
+            with checkpointer:
+                started = time.perf_counter()
+                if latency:
+                    latencies = await drive_chats(app, api, users, rounds)
+                else:
+                    latencies = await drive(app, api, users, rounds)
+                await app.stop()
+                wall = time.perf_counter() - started
+            timed = {} if timers is None else {"timers": timers.summary(len(latencies))}
+            signed = sum(
+                1
+                for u in users
+                for r in range(rounds)
+                if (s := repo.find_screening(f"S-{u}-{r}")) and s.close_kind == "signed"
+            )
+        finally:
+            await app.shutdown()
+        assert signed == chats * rounds, f"only {signed} of {chats * rounds} screenings completed"
+        return {"latencies": latencies, "wall": wall, **timed}
 
 
 # --- the conventional baseline -----------------------------------------------------------------
@@ -531,7 +523,9 @@ async def baseline(
     shaped: bool = False,
 ) -> dict[str, Any]:
     api = SlowBotAPI(latency) if latency else FakeBotAPI()
-    path = Path(tempfile.mkdtemp(prefix="prescreen-bench-")) / "state.pickle" if pickle else None
+    # The pickle file's folder, removed when the run ends.
+    folder = tempfile.TemporaryDirectory(prefix="prescreen-bench-")
+    path = Path(folder.name) / "state.pickle" if pickle else None
     app = baseline_app(api, path, concurrency, shaped)
     await app.initialize()
     await app.start()  # runs the persistence's periodic flush
@@ -549,6 +543,7 @@ async def baseline(
         wall = time.perf_counter() - started
     finally:
         await app.shutdown()  # returns at once if already shut down
+        folder.cleanup()
     persistence = {}
     if isinstance(app.persistence, TimedPicklePersistence):
         persistence = {

@@ -7,19 +7,20 @@ cleared between rounds, so that only the bot's own memory is measured.
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Engine
 
 from bench.e2e import drive
 from bench.rss import peak_rss_mb
+from bench.scratch import scratch_engine
 from bot.runner import tune_garbage_collector
 from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN, Settings
 from bot.telegram_bot import build_application
-from flows import Catalog
+from flows import Catalog, Protocol
 from flows.loader import BUNDLED_DIR, load_protocol
-from storage.db import Checkpointer, make_engine, upgrade
+from storage.db import Checkpointer, upgrade
 from storage.records import Role, Staff
 from storage.sql import SqlRepository
 from tests.telegram_fake import BotFakeBotAPI, FakeBotAPI
@@ -30,8 +31,12 @@ CHATS, ROUNDS = 100, 100
 async def main_async() -> None:
     seed = load_protocol(BUNDLED_DIR / "cd19_cart_ball_consolidation_v1.yaml")
     # As the bot runs it: checkpoints in a background thread.
-    path = Path(tempfile.mkdtemp()) / "memory.sqlite3"
-    engine = make_engine(f"sqlite:///{path}", auto_checkpoint=False)
+    with scratch_engine("sqlite", auto_checkpoint=False) as engine:
+        await screen(engine, seed)
+
+
+async def screen(engine: Engine, seed: Protocol) -> None:
+    """Complete the screenings on ``engine``'s empty database, printing peak RSS as they go."""
     upgrade(engine)
     repo = SqlRepository(engine)
     users = [100_000 + i for i in range(CHATS)]

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bench.storage import drop, engine_for
+from bench.scratch import scratch_engine
 
 TABLE = "roundtrip_probe"
 
@@ -77,13 +77,8 @@ def measure(connection: Any, count: int) -> RoundTrips:
 
 def readings(count: int, times: int) -> list[RoundTrips]:
     """``times`` readings on PRESCREEN_BENCH_POSTGRES_URL, in a scratch schema dropped after."""
-    engine, schema = engine_for("postgres")
-    try:
-        with probe_connection(engine) as connection:
-            return [measure(connection, count) for _ in range(times)]
-    finally:
-        engine.dispose()
-        drop("postgres", schema)
+    with scratch_engine("postgres") as engine, probe_connection(engine) as connection:
+        return [measure(connection, count) for _ in range(times)]
 
 
 def main(argv: list[str] | None = None) -> None:

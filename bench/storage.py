@@ -12,7 +12,6 @@ import os
 import resource
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, insert
 
 from bench.engine import ANSWERS, per_call_us
+from bench.scratch import scratch_engine
 from flows import (
     Answer,
     GoBack,
@@ -34,7 +34,7 @@ from flows import (
 )
 from flows.loader import BUNDLED_DIR, load_protocol
 from storage.audit import GENESIS, next_link
-from storage.db import make_engine, upgrade
+from storage.db import upgrade
 from storage.exporters import write_zip
 from storage.memory import InMemoryRepository
 from storage.records import AuditEntry, Screening, state_to_json
@@ -156,23 +156,6 @@ def fill(engine: Engine, seed: Protocol, count: int, batch: int = 5000) -> None:
             c.execute(insert(AUDIT), events)
 
 
-def engine_for(db: str) -> tuple[Engine, str | None]:
-    if db == "sqlite":
-        path = Path(tempfile.mkdtemp(prefix="prescreen-bench-")) / "bench.sqlite3"
-        return make_engine(f"sqlite:///{path}"), None
-    url = os.environ["PRESCREEN_BENCH_POSTGRES_URL"]
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with make_engine(url).begin() as c:
-        c.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    return make_engine(url, connect_args={"options": f"-csearch_path={schema}"}), schema
-
-
-def drop(db: str, schema: str | None) -> None:
-    if schema is not None:
-        with make_engine(os.environ["PRESCREEN_BENCH_POSTGRES_URL"]).begin() as c:
-            c.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 @dataclass(frozen=True)
 class ExportTiming:
     """An export's wall time and the CPU time it used, here and in its PDF processes."""
@@ -258,8 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     if "export" in parts:
         exports = [(["csv", "json"], 1), (["pdf", "csv", "json"], 1), *exports]
     for db in dbs:
-        engine, schema = engine_for(db)
-        try:
+        with scratch_engine(db) as engine:
             upgrade(engine)
             fill(engine, seed, 100_000)
             repo = SqlRepository(engine)
@@ -276,9 +258,6 @@ def main(argv: list[str] | None = None) -> None:
                     f"{timing.cpu_here:.1f} s here and {timing.cpu_workers:.1f} s in PDF "
                     f"processes, {timing.busy(workers) * 100:.0f} % of {workers} cores busy"
                 )
-        finally:
-            engine.dispose()
-            drop(db, schema)
 
 
 if __name__ == "__main__":
