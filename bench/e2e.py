@@ -157,6 +157,24 @@ async def drive(
     return latencies
 
 
+async def dialogs(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    api: FakeBotAPI,
+    users: list[int],
+    rounds: int,
+    latency: float,
+) -> list[tuple[int, float]]:
+    """The chats' screenings: each chat at its own pace over a network (``latency`` > 0, see
+    :func:`drive_chats`), else interleaved step by step (:func:`drive`).
+
+    Returns:
+        For each update, its step in :data:`SCRIPT` and its latency in seconds.
+    """
+    if latency:
+        return await drive_chats(app, api, users, rounds)
+    return await drive(app, api, users, rounds)
+
+
 class SlowBotAPI(FakeBotAPI):
     """The fake Bot API with a network's round trip on every call (the event loop runs on)."""
 
@@ -327,10 +345,7 @@ async def ours(
         try:
             with checkpointer:
                 started = time.perf_counter()
-                if latency:
-                    latencies = await drive_chats(app, api, users, rounds)
-                else:
-                    latencies = await drive(app, api, users, rounds)
+                latencies = await dialogs(app, api, users, rounds, latency)
                 await app.stop()
                 wall = time.perf_counter() - started
             timed = {} if timers is None else {"timers": timers.summary(len(latencies))}
@@ -532,10 +547,7 @@ async def baseline(
     try:
         users = [100_000 + i for i in range(chats)]
         started = time.perf_counter()
-        if latency:
-            latencies = await drive_chats(app, api, users, rounds)
-        else:
-            latencies = await drive(app, api, users, rounds)
+        latencies = await dialogs(app, api, users, rounds, latency)
         await app.stop()
         # python-telegram-bot makes the persistence's last flush in ``shutdown``, not in
         # ``stop``: only after it is every answer on disk, so it counts.

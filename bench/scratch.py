@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from storage.db import make_engine
 
-__all__ = ["scratch_engine"]
+__all__ = ["postgres_schema", "scratch_engine"]
 
 
 @contextmanager
@@ -46,8 +46,26 @@ def scratch_engine(db: str, **engine_options: Any) -> Iterator[Engine]:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
-    url = os.environ["PRESCREEN_BENCH_POSTGRES_URL"]
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with postgres_schema(
+        os.environ["PRESCREEN_BENCH_POSTGRES_URL"], "bench_", **engine_options
+    ) as engine:
+        yield engine
+
+
+@contextmanager
+def postgres_schema(url: str, prefix: str, **engine_options: Any) -> Iterator[Engine]:
+    """An engine on a new schema of the database at ``url``, dropped on exit.
+
+    Args:
+        url: The PostgreSQL database's URL.
+        prefix: The start of the schema's name (a random suffix follows), which tells whose
+            schema a leftover is.
+        **engine_options: Passed on to :func:`storage.db.make_engine`.
+
+    Yields:
+        The engine, the new schema first in its search path.
+    """
+    schema = f"{prefix}{uuid.uuid4().hex[:10]}"
     admin = make_engine(url)
     try:
         with admin.begin() as c:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from bench.scratch import postgres_schema
 from flows import Protocol, load_protocol
 from flows.loader import BUNDLED_DIR
 from storage.db import make_engine, upgrade
@@ -55,19 +55,8 @@ def postgres_url() -> str:
 @pytest.fixture
 def postgres_engine() -> Iterator[Engine]:
     """A migrated PostgreSQL schema of its own, dropped afterwards."""
-    url = postgres_url()
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with postgres_schema(postgres_url(), "test_") as engine:
         yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 @pytest.fixture
