@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,15 @@ def test_a_sqlite_scratch_database_is_removed_when_the_run_fails(temp_root: Path
     assert list(temp_root.iterdir()) == []
 
 
+@pytest.fixture
+def collector_restored() -> Iterator[None]:
+    """The run tunes the garbage collector as the serving bot does: undone for later tests."""
+    before = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
 def _schemas(engine: Engine) -> set[str]:
     with engine.connect() as c:
         return {row[0] for row in c.execute(text("SELECT nspname FROM pg_namespace"))}
@@ -59,6 +70,7 @@ def test_a_postgres_scratch_schema_is_first_in_the_path_and_dropped(
     assert _schemas(postgres_engine) == before
 
 
+@pytest.mark.usefixtures("collector_restored")
 async def test_a_run_of_the_bot_on_sqlite_leaves_no_file_behind(temp_root: Path) -> None:
     run = await ours(chats=2, db="sqlite", rounds=1)
     assert len(run["latencies"]) > 0
