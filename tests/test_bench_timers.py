@@ -96,3 +96,43 @@ def test_steps_count_only_answers_at_or_over_the_runs_p99() -> None:
     # 260 answers: the p99 is the 257th smallest, one of step 5's ten, and only they reach it.
     assert rows[5]["slowest"] == 10
     assert all(row["slowest"] == 0 for step, row in rows.items() if step != 5)
+
+
+def test_spells_tell_slow_answers_that_came_together_from_slow_answers_spread_out() -> None:
+    from bench.e2e import SCRIPT, spells
+
+    steps = len(SCRIPT)
+    # 100 screenings driven as drive() does: step by step, each step to every chat in turn.
+    ordered = [index for index in range(steps) for _ in range(100)]
+
+    def run(slow_at: set[int]) -> list[tuple[int, float]]:
+        return [(index, 0.005 if at in slow_at else 0.001) for at, index in enumerate(ordered)]
+
+    # 2,600 answers: the p99 is the 2,574th smallest, so 27 slow answers are the slowest 1 %.
+    # 27 slow answers one after the other, step 10's 41st to 67th: one spell, over the two
+    # stretches of 50 updates it falls in (stretches of time, not of steps).
+    together = spells(run(set(range(1040, 1067))), stretch=50)
+    assert together["stretches"] == 56
+    assert together["holding_slowest"] == 2
+    # 27 slow answers spread out: each answer step's 51st, and step 1's 61st too.
+    apart = spells(run({index * 100 + 50 for index in range(1, steps - 1)} | {160}), stretch=50)
+    assert apart["holding_slowest"] == 26
+    # Spread at random, 27 answers would hit about 56 * (1 - (55/56)**27) = 21.6 stretches.
+    assert together["if_spread"] == apart["if_spread"] == pytest.approx(21.6, abs=0.05)
+
+
+def test_spells_count_no_command_or_signature_among_the_slowest() -> None:
+    from bench.e2e import SCRIPT, spells
+
+    last = len(SCRIPT) - 1
+    # The /new command and the signature are the run's slowest updates but not answers; the
+    # answers all take the same time, so all of them reach the p99 and every stretch with an
+    # answer holds one: the stretch of commands and the one of signatures hold none.
+    updates = [
+        (index, 0.009 if index in (0, last) else 0.001)
+        for index in range(len(SCRIPT))
+        for _ in range(10)
+    ]
+    result = spells(updates, stretch=10)
+    assert result["stretches"] == len(SCRIPT)
+    assert result["holding_slowest"] == len(SCRIPT) - 2
