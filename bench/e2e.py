@@ -573,6 +573,12 @@ def _p99(ordered: list[float]) -> float:
     return ordered[max(int(len(ordered) * 0.99) - 1, 0)]
 
 
+def _answers_p99(updates: list[tuple[int, float]]) -> float:
+    """The run's p99 over its answers (not the command or the signature); infinite if none."""
+    answers = sorted(latency for index, latency in updates if index in ANSWER_STEPS)
+    return _p99(answers) if answers else float("inf")
+
+
 def by_step(updates: list[tuple[int, float]]) -> list[dict[str, Any]]:
     """Each step of :data:`SCRIPT`: its updates' p50 and p99, and its share of the slowest.
 
@@ -581,8 +587,7 @@ def by_step(updates: list[tuple[int, float]]) -> list[dict[str, Any]]:
     step's answers at or above the run's p99 (the command and the signature count none, as
     they are not answers).
     """
-    answers = sorted(latency for index, latency in updates if index in ANSWER_STEPS)
-    p99 = _p99(answers) if answers else float("inf")
+    p99 = _answers_p99(updates)
     steps: dict[int, list[float]] = {}
     for index, latency in updates:
         steps.setdefault(index, []).append(latency)
@@ -617,14 +622,14 @@ def spells(updates: list[tuple[int, float]], stretch: int = 250) -> dict[str, fl
         ``stretches`` in the run, how many of them hold one of the slowest answers
         (``holding_slowest``), and ``if_spread``.
     """
-    answers = sorted(latency for index, latency in updates if index in ANSWER_STEPS)
-    p99 = _p99(answers) if answers else float("inf")
-    held = {
-        at // stretch
+    p99 = _answers_p99(updates)
+    slow = [
+        at
         for at, (index, latency) in enumerate(updates)
         if index in ANSWER_STEPS and latency >= p99
-    }
-    slowest = sum(1 for latency in answers if latency >= p99)
+    ]
+    held = {at // stretch for at in slow}
+    slowest = len(slow)
     stretches = -(-len(updates) // stretch)
     # The expected number of stretches hit when each slow answer falls in one at random.
     spread = stretches * (1 - (1 - 1 / stretches) ** slowest) if stretches else 0.0
