@@ -57,6 +57,16 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "recorded. Use /resume to continue it.",
         "zh": "该按钮属于您已暂停的筛选 {code}，未记录任何内容。如需继续，请使用 /resume。",
     },
+    "private_only": {
+        "en": "I work only in a private chat with research staff: screening data has no place "
+        "in a group. Please write to me directly.",
+        "zh": "我只在与研究人员的私聊中工作：筛选数据不应出现在群组中。请直接私聊我。",
+    },
+    "view_only": {
+        "en": "Someone else's screening, shown to read: only the person who started it can "
+        "answer or close it.",
+        "zh": "他人的筛选，仅供查看：只有发起人可以作答或关闭。",
+    },
     "not_yours": {"en": "You may not open screening {code}.", "zh": "您无权查看筛选 {code}。"},
     "changed_elsewhere": {
         "en": "Screening {code} was changed on another device; nothing was recorded. It now "

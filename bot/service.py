@@ -112,6 +112,21 @@ def can_access(staff: Staff, screening: Screening) -> bool:
     return staff.role is Role.INVESTIGATOR or screening.created_by == staff.telegram_id
 
 
+def can_work_on(staff: Staff, screening: Screening) -> bool:
+    """Who may answer, correct, complete, cancel or close a screening: whoever started it.
+
+    Investigators and admins see other people's screenings (:func:`can_access`) and decide
+    their reviews (:func:`can_decide`), but they do not change another person's answers: the
+    record says who gave each answer, and that person is the one who screens.
+    """
+    return staff.active and screening.created_by == staff.telegram_id
+
+
+def can_decide(staff: Staff, screening: Screening) -> bool:
+    """Who may decide a criterion left to the investigator: investigators and admins."""
+    return staff.role in (Role.INVESTIGATOR, Role.ADMIN) and can_access(staff, screening)
+
+
 def withdraw_access(repo: Repository, telegram_id: int) -> Staff | None:
     """Deactivate a staff member; the record stays for the audit trail. ``None`` if unknown."""
     member = repo.get_staff(telegram_id)
@@ -198,6 +213,9 @@ class ScreeningService:
         echo: Message | None = None,
     ) -> Outcome:
         """Step the dialog and store the result in one transaction."""
+        refusal = self._refusal(screening, event, actor)
+        if refusal is not None:
+            return Refused(refusal, screening)
         protocol = self.protocol_for(screening)
         result = step(protocol, screening.state, event)
         if result.rejected is not None:
@@ -219,6 +237,21 @@ class ScreeningService:
             assert current is not None
             return Conflict(current)
         return Recorded(stored, result, echo)
+
+    def _refusal(self, screening: Screening, event: Event | None, actor: int) -> Message | None:
+        """Why ``actor`` may not apply ``event`` (``None``: closing) to ``screening``, if so.
+
+        Checked here, not only by which buttons a screen shows, so that every entry point
+        (bot, console, command line) obeys the same rules.
+        """
+        if isinstance(event, Decide):
+            staff = self.repo.get_staff(actor)
+            if staff is None or not can_decide(staff, screening):
+                return msg("decide_role")
+            return None
+        if screening.created_by != actor:
+            return msg("not_owner", code=screening.code)
+        return None
 
     def answer_text(
         self,
@@ -323,6 +356,9 @@ class ScreeningService:
         confirmed; a closed screening cannot be closed again.
         """
         state = screening.state
+        refusal = self._refusal(screening, None, actor)
+        if refusal is not None:
+            return Refused(refusal, screening)
         if not screening.unfinished:
             return Refused(msg("already_closed", code=screening.code), screening)
         if kind == "signed" and (not state.finished or state.at == EXCLUDED):

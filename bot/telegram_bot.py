@@ -21,7 +21,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.exc import OperationalError
 from telegram import BotCommand, CallbackQuery, Update
-from telegram.constants import MessageLimit
+from telegram import Message as TelegramMessage
+from telegram.constants import ChatType, MessageLimit
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -38,7 +39,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot.callbacks import Callback, decode
+from bot.callbacks import Action, Callback, decode
 from bot.i18n import REASONS, t
 from bot.keyboards import Button, Keyboard, button, keyboard
 from bot.ordering import PerChatUpdateProcessor
@@ -55,6 +56,8 @@ from bot.service import (
     Refused,
     ScreeningService,
     can_access,
+    can_decide,
+    can_work_on,
     withdraw_access,
 )
 from bot.settings import Settings
@@ -79,9 +82,9 @@ from flows.dialog import (
     previous_question,
     relevant_questions,
 )
-from flows.messages import render
+from flows.messages import msg, render
 from flows.render import STATUS_LABEL, answer_text, outcome_text, question_text, summary
-from flows.schema import ChoiceQuestion, YesNoQuestion
+from flows.schema import ChoiceQuestion, Question, YesNoQuestion
 from flows.text import Lang, as_lang
 from flows.values import value_from_json, value_to_json
 from storage.exporters import transcript_json, transcript_pdf
@@ -210,7 +213,7 @@ class PrescreenBot:
         """The screening the staff member is working on, if still open (read by the gate)."""
         staff = self.staff(context)
         screening: Screening | None = _user_data(context).get("current")
-        if screening is None or not screening.unfinished or not can_access(staff, screening):
+        if screening is None or not screening.unfinished or not can_work_on(staff, screening):
             return None
         return screening
 
@@ -232,25 +235,66 @@ class PrescreenBot:
     # --- access gate --------------------------------------------------------------------------
 
     async def gate(self, update: Update, context: Context) -> None:
-        """Runs first for every update: drop redeliveries, refuse strangers."""
-        user = update.effective_user
+        """Runs first for every update: private chats only, drop redeliveries, refuse strangers."""
+        user, chat = update.effective_user, update.effective_chat
         if user is None:
             raise ApplicationHandlerStop
         # One query: the sender, the screening they work on, and whether this is a redelivery.
         visitor = await self.db(self.repo.visitor, user.id, update.update_id)
         if visitor.seen:
-            if update.callback_query:
-                await _acknowledge(update.callback_query)
+            # Handled before (Telegram redelivers after a timeout): the first delivery got the
+            # reply and the tap its acknowledgement, which Telegram refuses a second time.
+            log.info("update %s redelivered: ignored", update.update_id)
+            raise ApplicationHandlerStop
+        if chat is None or chat.type != ChatType.PRIVATE:
+            await self._refuse_group(update, context)
+            await self.mark_processed(update, context)
             raise ApplicationHandlerStop
         staff = visitor.staff
         if staff is None or not staff.active:
+            log.info("update %s from %s, who is not staff: refused", update.update_id, user.id)
             text = t("stranger", self.lang(update, context), id=user.id)
             if update.callback_query:
                 await _acknowledge(update.callback_query, text[:200], alert=True)
-            elif update.effective_chat:
+            else:
                 await self.send(update, context, text)
+            await self.mark_processed(update, context)
             raise ApplicationHandlerStop
         _user_data(context).update(staff=staff, current=visitor.current)
+
+    async def _refuse_group(self, update: Update, context: Context) -> None:
+        """Say once per chat that the bot works only in private chats; record nothing.
+
+        In a group every member's messages arrive in one chat: a reason or a code one member
+        was asked for could be typed by another, and screening data would be shown to all.
+        """
+        chat = update.effective_chat
+        log.info("update %s from a %s chat: refused", update.update_id, chat and chat.type)
+        if update.callback_query is not None:
+            await _acknowledge(update.callback_query)  # the bot sends no buttons there
+            return
+        chat_data = context.chat_data
+        if chat is None or chat_data is None or chat_data.get("told_private"):
+            return
+        chat_data["told_private"] = True
+        try:
+            await send_text(context.bot, chat.id, t("private_only", self.lang(update, context)))
+        except TelegramError:
+            log.info("could not tell chat %s that the bot works in private chats", chat.id)
+
+    async def mark_processed(self, update: Update, context: Context) -> None:
+        """Runs last for every update that got this far: a redelivery of it is ignored.
+
+        An update that recorded something claimed its id in that transaction already; this
+        covers the others (a question shown again, a hint, a list), whose redelivery would
+        otherwise be answered twice.
+        """
+        try:
+            await self.db(self.repo.mark_processed, update.update_id)
+        except OperationalError:
+            # The update was answered (an apology, if the database failed it); a redelivery
+            # might be answered again, which is better than a second apology now.
+            log.warning("could not mark update %s as processed", update.update_id)
 
     # --- rendering ----------------------------------------------------------------------------
 
@@ -273,20 +317,22 @@ class PrescreenBot:
             if isinstance(question, YesNoQuestion):
                 rows.append(
                     [
-                        _button(t("b_yes", lang), Callback("a", sid, rev, f"{qi}:y")),
-                        _button(t("b_no", lang), Callback("a", sid, rev, f"{qi}:n")),
+                        _button(t("b_yes", lang), Callback(Action.ANSWER, sid, rev, f"{qi}:y")),
+                        _button(t("b_no", lang), Callback(Action.ANSWER, sid, rev, f"{qi}:n")),
                     ]
                 )
             elif isinstance(question, ChoiceQuestion):
                 buttons = [
-                    _button(o.text.get(lang), Callback("a", sid, rev, f"{qi}:o{i}"))
+                    _button(o.text.get(lang), Callback(Action.ANSWER, sid, rev, f"{qi}:o{i}"))
                     for i, o in enumerate(question.options)
                 ]
                 short = all(len(o.text.get(lang)) <= 4 for o in question.options)
                 rows += [buttons] if short else [[b] for b in buttons]
-            last = [_button(t("b_unknown", lang), Callback("a", sid, rev, f"{qi}:u"))]
+            last = [_button(t("b_unknown", lang), Callback(Action.ANSWER, sid, rev, f"{qi}:u"))]
             if previous_question(protocol, screening.state) is not None:
-                last.append(_button(t("b_back", lang), Callback("p", sid, rev, str(qi))))
+                last.append(
+                    _button(t("b_back", lang), Callback(Action.PREVIOUS, sid, rev, str(qi)))
+                )
             rows.append(last)
             return text, keyboard(rows)
         verdict = verdict_of(protocol, state)
@@ -294,15 +340,25 @@ class PrescreenBot:
             f"[{screening.code}] {outcome_text(protocol, state, verdict, lang)}\n\n"
             f"{summary(protocol, verdict, lang)}"
         )
-        correct = _button(t("b_correct", lang), Callback("k", sid, rev))
+        correct = _button(t("b_correct", lang), Callback(Action.CORRECT, sid, rev))
         actions: dict[str, tuple[str, list[Button]]] = {
             EXCLUDED: (
                 "excluded_actions",
-                [_button(t("b_confirm_exclusion", lang), Callback("x", sid, rev))],
+                [
+                    _button(
+                        t("b_confirm_exclusion", lang), Callback(Action.CONFIRM_EXCLUSION, sid, rev)
+                    )
+                ],
             ),
             NEEDS_REVIEW: ("review_waiting", []),
-            PENDING: ("pending_actions", [_button(t("b_results", lang), Callback("c", sid, rev))]),
-            ELIGIBLE: ("sign_prompt", [_button(t("b_sign", lang), Callback("s", sid, rev))]),
+            PENDING: (
+                "pending_actions",
+                [_button(t("b_results", lang), Callback(Action.RESULTS, sid, rev))],
+            ),
+            ELIGIBLE: (
+                "sign_prompt",
+                [_button(t("b_sign", lang), Callback(Action.SIGN, sid, rev))],
+            ),
         }
         key, buttons = actions[state.at]
         text += "\n\n" + t(key, lang)
@@ -354,8 +410,8 @@ class PrescreenBot:
                 markup = keyboard(
                     [
                         [
-                            _button(t("b_record", lang), Callback("v", sid, rev, "one")),
-                            _button(t("b_retype", lang), Callback("w", sid, rev)),
+                            _button(t("b_record", lang), Callback(Action.RECORD, sid, rev, "one")),
+                            _button(t("b_retype", lang), Callback(Action.RETYPE, sid, rev)),
                         ]
                     ]
                 )
@@ -396,10 +452,10 @@ class PrescreenBot:
         protocol = self.service.protocol_for(screening)
         sid, rev = screening.id, screening.row_version
         rows = [
-            [_button(t(key, lang), Callback("r", sid, rev, str(i)))]
+            [_button(t(key, lang), Callback(Action.REASON, sid, rev, str(i)))]
             for i, key in enumerate(REASONS)
         ]
-        rows.append([_button(t("b_other", lang), Callback("r", sid, rev, "o"))])
+        rows.append([_button(t("b_other", lang), Callback(Action.REASON, sid, rev, "o"))])
         text = t(
             "reason_ask",
             lang,
@@ -478,7 +534,7 @@ class PrescreenBot:
         protocols = self.service.catalog.current()
         if len(protocols) > 1 and not context.args:
             rows = [
-                [_button(p.title.get(lang)[:60], Callback("t", 0, 0, str(i)))]
+                [_button(p.title.get(lang)[:60], Callback(Action.TRIAL, 0, 0, str(i)))]
                 for i, p in enumerate(protocols)
             ]
             await self.send(update, context, t("choose_trial", lang), keyboard(rows))
@@ -526,7 +582,7 @@ class PrescreenBot:
                 f"{s.code} · {protocol.id} · {pos}/{total} · "
                 f"{STATUS_LABEL[Status(s.status)][lang]} · {ago}"
             )
-            rows.append([_button(label, Callback("m", s.id, s.row_version))])
+            rows.append([_button(label, Callback(Action.OPEN, s.id, s.row_version))])
         await self.send(update, context, t("unfinished", lang), keyboard(rows))
 
     async def cmd_status(self, update: Update, context: Context) -> None:
@@ -554,7 +610,10 @@ class PrescreenBot:
                 _button(
                     f"{q.label.get(lang)}: {answer_text(protocol, q.id, answers[q.id], lang)}",
                     Callback(
-                        "g", screening.id, screening.row_version, str(protocol.question_index[q.id])
+                        Action.GO_TO,
+                        screening.id,
+                        screening.row_version,
+                        str(protocol.question_index[q.id]),
                     ),
                 )
             ]
@@ -591,7 +650,7 @@ class PrescreenBot:
             await self.send(update, context, t("review_none", lang))
             return
         rows = [
-            [_button(f"{s.code} · {s.protocol_id}", Callback("o", s.id, s.row_version))]
+            [_button(f"{s.code} · {s.protocol_id}", Callback(Action.REVIEW, s.id, s.row_version))]
             for s in waiting
         ]
         await self.send(update, context, t("review_list", lang), keyboard(rows))
@@ -634,8 +693,8 @@ class PrescreenBot:
         """/language: English or Chinese."""
         rows = [
             [
-                _button("English", Callback("l", 0, 0, "en")),
-                _button("中文", Callback("l", 0, 0, "zh")),
+                _button("English", Callback(Action.LANGUAGE, 0, 0, "en")),
+                _button("中文", Callback(Action.LANGUAGE, 0, 0, "zh")),
             ]
         ]
         await self.send(
@@ -787,8 +846,8 @@ class PrescreenBot:
         markup = keyboard(
             [
                 [
-                    _button(t("b_record", lang), Callback("v", sid, rev, "batch")),
-                    _button(t("b_retype", lang), Callback("w", sid, rev)),
+                    _button(t("b_record", lang), Callback(Action.RECORD, sid, rev, "batch")),
+                    _button(t("b_retype", lang), Callback(Action.RETYPE, sid, rev)),
                 ]
             ]
         )
@@ -797,49 +856,77 @@ class PrescreenBot:
     # --- buttons ------------------------------------------------------------------------------
 
     async def on_button(self, update: Update, context: Context) -> None:
-        """Every inline button: checked against the screening's current revision first."""
+        """Every inline button: checked against the screening's current revision first.
+
+        Button data comes from the client and is checked like typed text: it must be one of the
+        buttons of the message it was tapped on, decode to a known action whose indices exist,
+        and concern a screening this person may act on. Anything else is refused as outdated,
+        quietly, with nothing recorded.
+        """
         query = update.callback_query
         assert query is not None
         lang, staff = self.lang(update, context), self.staff(context)
-        data = decode(query.data)
+        data = decode(query.data) if _offered(query) else None
         if data is None:
-            await _acknowledge(query, t("outdated_short", lang))
+            await self._refuse_tap(query, lang, "not a button of its message")
             return
-        if data.action == "l":
+        if data.action is Action.LANGUAGE:
             _user_data(context)["lang"] = data.arg
             await _acknowledge(query)
             await self.send(update, context, t("language_set", as_lang(data.arg)))
             return
-        if data.action == "t":
+        if data.action is Action.TRIAL:
+            protocols = self.service.catalog.current()
+            if data.index() >= len(protocols):
+                await self._refuse_tap(query, lang, "no such trial")
+                return
             await _acknowledge(query)
-            protocol = self.service.catalog.current()[int(data.arg)]
-            _chat_data(context)["await"] = {"kind": "code", "protocol": protocol.digest}
+            _chat_data(context)["await"] = {
+                "kind": "code",
+                "protocol": protocols[data.index()].digest,
+            }
             await self.send(update, context, t("ask_code", lang))
             return
         screening = await self.screening(context, data.screening_id)
         if screening is None or not can_access(staff, screening):
+            log.warning(
+                "tap %r by %s refused: screening not visible", query.data, staff.telegram_id
+            )
             await _acknowledge(query, t("not_yours", lang, code="?"), alert=True)
             return
-        if data.action in {"m", "o"}:  # opening a screening: any revision will do
+        if not _fits(self.service.protocol_for(screening), data):
+            await self._refuse_tap(query, lang, "index outside the protocol")
+            return
+        if data.action in {Action.OPEN, Action.REVIEW}:  # opening a screening: any revision
             await _acknowledge(query)
-            if data.action == "m":
+            if data.action is Action.REVIEW:
+                await self._review_screen(update, context, screening)
+            elif can_work_on(staff, screening):
                 await self.db(self.repo.set_current_screening, staff.telegram_id, screening.id)
                 await self.show(update, context, screening)
-            else:
-                await self._review_screen(update, context, screening)
+            else:  # someone else's: to read, not to answer
+                text, _ = self.screen(screening, lang)
+                await self.send(update, context, t("view_only", lang) + "\n\n" + text)
             return
         if screening.row_version != data.revision or not screening.unfinished:
             if await self.db(self.repo.seen_update, update.update_id):
                 # This very tap was just recorded by another process (a redelivery raced the
-                # first delivery): it is not outdated, it is done. Say nothing more.
-                await _acknowledge(query)
+                # first delivery): it is not outdated, it is done, and was acknowledged there.
                 return
             await _acknowledge(query, t("outdated_short", lang))
             await self.show(update, context, screening, t("outdated", lang, code=screening.code))
             return
-        if data.action != "d" and screening.id != staff.current_screening_id:
+        if data.action is Action.DECIDE:
+            if not can_decide(staff, screening):
+                await self._refuse_tap(query, lang, "decision by someone without the role")
+                return
+        elif not can_work_on(staff, screening):
+            await self._refuse_tap(query, lang, "someone else's screening")
+            await self.send(update, context, render(msg("not_owner", code=screening.code), lang))
+            return
+        elif screening.id != staff.current_screening_id:
             # A button left in the chat from a screening put aside: acting on it would change a
-            # screening the coordinator is not looking at. (Decisions come from /review.)
+            # screening the coordinator is not looking at.
             await _acknowledge(query, t("outdated_short", lang))
             await self.send(update, context, t("other_screening", lang, code=screening.code))
             return
@@ -853,6 +940,11 @@ class PrescreenBot:
         finally:
             await spent
 
+    async def _refuse_tap(self, query: CallbackQuery, lang: Lang, why: str) -> None:
+        """Refuse a tap that is not a live button of this person's: stop its spinner, log it."""
+        log.warning("tap %r by %s refused: %s", query.data, query.from_user.id, why)
+        await _acknowledge(query, t("outdated_short", lang))
+
     async def _act(
         self, update: Update, context: Context, screening: Screening, data: Callback
     ) -> None:
@@ -861,14 +953,10 @@ class PrescreenBot:
         protocol = self.service.protocol_for(screening)
         chat = _chat_data(context)
         match data.action:
-            case "a":
-                index, _, choice = data.arg.partition(":")
-                question = protocol.questions[int(index)]
-                value: AnswerValue = UNKNOWN
-                if choice in {"y", "n"}:
-                    value = choice == "y"
-                elif choice.startswith("o") and isinstance(question, ChoiceQuestion):
-                    value = question.options[int(choice[1:])].id
+            case Action.ANSWER:
+                question = protocol.questions[data.index()]
+                value = _tapped_value(question, data.choice)
+                assert value is not None  # checked by _fits before
                 echo = answer_text(protocol, question.id, value, lang)
                 tapped = f"[tap] {echo}"  # nothing was typed: record the label that was tapped
                 outcome = await self.db(
@@ -893,11 +981,11 @@ class PrescreenBot:
                     },
                     echo_prefix=t("saved", lang, echo=echo),
                 )
-            case "p" | "g":
+            case Action.PREVIOUS | Action.GO_TO:
                 target = (
                     previous_question(protocol, screening.state)
-                    if data.action == "p"
-                    else protocol.questions[int(data.arg)].id
+                    if data.action is Action.PREVIOUS
+                    else protocol.questions[data.index()].id
                 )
                 if target is None:
                     await self.show(update, context, screening)
@@ -906,9 +994,9 @@ class PrescreenBot:
                     self.service.go_back, screening, target, actor=actor, update_id=uid
                 )
                 await self.after(update, context, outcome, screening=screening)
-            case "k":
+            case Action.CORRECT:
                 await self._back_list(update, context, screening)
-            case "v":
+            case Action.RECORD:
                 hold = chat.pop("hold", None)
                 if hold is None or hold.get("sid") != screening.id:
                     await self.show(update, context, screening)
@@ -916,10 +1004,10 @@ class PrescreenBot:
                     await self._record_batch(update, context, screening, hold["batch"])
                 else:
                     await self._answer_held(update, context, screening, hold, None)
-            case "w":
+            case Action.RETYPE:
                 chat.pop("hold", None)
                 await self.show(update, context, screening)
-            case "r":
+            case Action.REASON:
                 hold = chat.pop("hold", None)
                 if hold is None or hold.get("sid") != screening.id:
                     await self.show(update, context, screening)
@@ -934,8 +1022,10 @@ class PrescreenBot:
                 else:
                     reason = t(REASONS[int(data.arg)], "en")
                     await self._answer_held(update, context, screening, hold, reason)
-            case "x" | "s":
-                kind: CloseKind = "exclusion_confirmed" if data.action == "x" else "signed"
+            case Action.CONFIRM_EXCLUSION | Action.SIGN:
+                kind: CloseKind = (
+                    "exclusion_confirmed" if data.action is Action.CONFIRM_EXCLUSION else "signed"
+                )
                 meaning = SIGN_MEANING if kind == "signed" else None
                 closed = await self.db(
                     self.service.close, screening, kind, actor=actor, reason=meaning, update_id=uid
@@ -947,14 +1037,14 @@ class PrescreenBot:
                     )
                 else:
                     await self.after(update, context, closed, screening=screening)
-            case "c":
+            case Action.RESULTS:
                 outcome = await self.db(
                     self.service.complete_pending, screening, actor=actor, update_id=uid
                 )
                 await self.after(update, context, outcome, screening=screening)
-            case "d":
-                index, _, verdict = data.arg.partition(":")
-                criterion = protocol.criteria[int(index)]
+            case Action.DECIDE:
+                verdict = data.choice
+                criterion = protocol.criteria[data.index()]
                 chat["await"] = {
                     "kind": "decision",
                     "sid": screening.id,
@@ -1024,7 +1114,7 @@ class PrescreenBot:
 
     async def _review_screen(self, update: Update, context: Context, screening: Screening) -> None:
         lang, staff = self.lang(update, context), self.staff(context)
-        if staff.role not in (Role.INVESTIGATOR, Role.ADMIN):
+        if not can_decide(staff, screening):
             await self.send(update, context, t("role_needed", lang, role="investigator"))
             return
         protocol = self.service.protocol_for(screening)
@@ -1037,11 +1127,11 @@ class PrescreenBot:
                 [
                     _button(
                         t("b_approve", lang, number=number),
-                        Callback("d", screening.id, screening.row_version, f"{index}:a"),
+                        Callback(Action.DECIDE, screening.id, screening.row_version, f"{index}:a"),
                     ),
                     _button(
                         t("b_reject", lang, number=number),
-                        Callback("d", screening.id, screening.row_version, f"{index}:r"),
+                        Callback(Action.DECIDE, screening.id, screening.row_version, f"{index}:r"),
                     ),
                 ]
             )
@@ -1116,6 +1206,7 @@ class PrescreenBot:
         """Add every handler to the application."""
         self._updates = app.update_processor
         app.add_handler(TypeHandler(Update, self.gate), group=-1)
+        app.add_handler(TypeHandler(Update, self.mark_processed), group=1)
         for name, callback in (
             ("start", self.cmd_start),
             ("help", self.cmd_help),
@@ -1148,6 +1239,52 @@ class PrescreenBot:
                 [BotCommand(c, d) for c, d in commands],
                 language_code=None if lang == "en" else lang,
             )
+
+
+def _offered(query: CallbackQuery) -> bool:
+    """Whether the tapped data is one of the buttons of the message it was tapped on.
+
+    Telegram sends the message as it stands, buttons included, so a tap whose data is not
+    among them was made up by the client. When Telegram no longer shows the bot the message (an
+    old one), the revision and ownership checks alone decide.
+    """
+    message = query.message
+    if message is None:  # inline mode, which the bot does not use
+        return False
+    if not isinstance(message, TelegramMessage) or not message.is_accessible:
+        return True
+    markup = message.reply_markup
+    return markup is not None and any(
+        button.callback_data == query.data for row in markup.inline_keyboard for button in row
+    )
+
+
+def _fits(protocol: Protocol, data: Callback) -> bool:
+    """Whether the indices a button carries exist in the screening's protocol."""
+    match data.action:
+        case Action.ANSWER:
+            if data.index() >= len(protocol.questions):
+                return False
+            return _tapped_value(protocol.questions[data.index()], data.choice) is not None
+        case Action.GO_TO | Action.PREVIOUS:
+            return data.index() < len(protocol.questions)
+        case Action.DECIDE:
+            return data.index() < len(protocol.criteria)
+        case Action.REASON:
+            return data.arg == "o" or int(data.arg) < len(REASONS)
+    return True
+
+
+def _tapped_value(question: Question, choice: str) -> AnswerValue | None:
+    """The answer a button of ``question`` stands for; ``None`` if it has no such button."""
+    if choice == "u":
+        return UNKNOWN
+    if isinstance(question, YesNoQuestion) and choice in {"y", "n"}:
+        return choice == "y"
+    if isinstance(question, ChoiceQuestion) and choice.startswith("o"):
+        index = int(choice[1:])
+        return question.options[index].id if index < len(question.options) else None
+    return None
 
 
 def _staff_line(staff: Staff, lang: Lang) -> str:

@@ -114,6 +114,14 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
         "en": "Only a finished screening that is not excluded can be signed.",
         "zh": "只有已完成且未被排除的筛选才能签署。",
     },
+    "not_owner": {
+        "en": "Screening {code} was started by someone else: only they can answer or close it.",
+        "zh": "筛选 {code} 由他人发起：只有发起人可以作答或关闭。",
+    },
+    "decide_role": {
+        "en": "Only an investigator or an admin can decide a criterion left to the investigator.",
+        "zh": "只有研究者或管理员可以裁定留待研究者决定的标准。",
+    },
     "not_excluded": {
         "en": "This screening has not excluded the patient.",
         "zh": "该筛选未排除该患者。",

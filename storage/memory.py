@@ -294,6 +294,10 @@ class InMemoryRepository:
         """See :class:`storage.repository.Repository`."""
         return sorted(self._audit)
 
+    def mark_processed(self, update_id: int) -> None:
+        """See :class:`storage.repository.Repository`."""
+        self._updates.add(update_id)
+
     def seen_update(self, update_id: int) -> bool:
         """See :class:`storage.repository.Repository`."""
         return update_id in self._updates

@@ -159,3 +159,7 @@ class Repository(Interface):
     def seen_update(self, update_id: int) -> bool:
         """Whether a Telegram update was processed."""
         ...
+
+    def mark_processed(self, update_id: int) -> None:
+        """Remember that a Telegram update was processed (idempotent)."""
+        ...

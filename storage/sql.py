@@ -1151,3 +1151,12 @@ class SqlRepository:
     def seen_update(self, update_id: int) -> bool:
         """See :class:`storage.repository.Repository`."""
         return self._read(self._hot.seen, uid=update_id) is not None
+
+    def mark_processed(self, update_id: int) -> None:
+        """See :class:`storage.repository.Repository`."""
+        with self._write.begin() as conn:
+            conn.execute(
+                _insert_or_ignore(conn, UPDATE).values(
+                    update_id=update_id, processed_at=self._clock()
+                )
+            )
