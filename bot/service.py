@@ -268,7 +268,7 @@ class ScreeningService:
         question = current_question(protocol, screening.state)
         if question is None:
             return Refused(msg("not_answerable", state=screening.state.at), screening)
-        parsed = parse_answer(question, text)
+        parsed = parse_answer(question, text, protocol.limits.get((question.id, "uln"), ()))
         if isinstance(parsed, Invalid):
             return Reask(parsed.hint)
         if parsed.confirm is not None and not confirmed:

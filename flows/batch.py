@@ -51,7 +51,8 @@ def parse_batch(protocol: Protocol, text: str) -> list[tuple[str, str, ParseResu
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         value = text[match.end() : end].strip().strip(",;").strip()
         qid = names[match.group(1).lower()]
-        found[qid] = (value, parse_answer(protocol.questions_by_id[qid], value))
+        limits = protocol.limits.get((qid, "uln"), ())
+        found[qid] = (value, parse_answer(protocol.questions_by_id[qid], value, limits))
     order = protocol.question_index
     return [
         (qid, raw, result)

@@ -20,8 +20,8 @@ from transitions import Machine
 from flows.messages import Message, msg
 from flows.rules import truth
 from flows.schema import Protocol, Question
-from flows.values import AnswerValue, Unknown
-from flows.verdict import Decision, Status, Verdict, assess
+from flows.values import UNKNOWN, AnswerValue, Unknown
+from flows.verdict import CriterionVerdict, Decision, Status, Verdict, assess
 
 EXCLUDED: Final = "excluded"
 NEEDS_REVIEW: Final = "needs_review"
@@ -262,6 +262,31 @@ def progress(protocol: Protocol, state: ScreeningState) -> tuple[int, int]:
     return len(relevant), len(relevant)
 
 
+def missing_for(
+    protocol: Protocol, answers: Mapping[str, AnswerValue], criterion: CriterionVerdict
+) -> list[str]:
+    """The questions still to be answered for this patient before ``criterion`` is decided.
+
+    Only questions skip logic asks this patient count: a question asked of men is not missing
+    for a woman, though the criterion's rule reads it.
+    """
+    needed = {check.question_id for check in criterion.against}
+    return [
+        q.id
+        for q in relevant_questions(protocol, answers)
+        if q.id in needed and isinstance(answers.get(q.id, UNKNOWN), Unknown)
+    ]
+
+
+def missing(protocol: Protocol, answers: Mapping[str, AnswerValue], verdict: Verdict) -> list[str]:
+    """Every question still to be answered before the undecided criteria are, in asking order.
+
+    "Missing:" lists them, and "Results arrived" asks them again: exactly these.
+    """
+    needed = {q for cv in verdict.unknown for q in missing_for(protocol, answers, cv)}
+    return [q for q in protocol.question_index if q in needed]
+
+
 def previous_question(protocol: Protocol, state: ScreeningState) -> str | None:
     """The last answered question before the current position ("◀ Back" goes there)."""
     before = protocol.question_index.get(state.at, len(protocol.questions))
@@ -322,11 +347,9 @@ def _next_stop(
         if question.id not in answers:
             return question.id, verdict
     if revisiting:
-        for question in relevant:
-            if protocol.question_index[question.id] > after and isinstance(
-                answers[question.id], Unknown
-            ):
-                return question.id, verdict
+        for qid in missing(protocol, answers, verdict):
+            if protocol.question_index[qid] > after:
+                return qid, verdict
     final = assess(protocol, answers, decisions, complete=True)
     return _TERMINAL_OF[final.status], final
 
@@ -384,11 +407,7 @@ def _go_back(protocol: Protocol, state: ScreeningState, event: GoBack) -> Step:
 
 
 def _complete_pending(protocol: Protocol, state: ScreeningState) -> Step:
-    unknown = [
-        q.id
-        for q in relevant_questions(protocol, state.answers)
-        if isinstance(state.answers.get(q.id), Unknown)
-    ]
+    unknown = missing(protocol, state.answers, _verdict(protocol, state))
     if state.at != PENDING or not unknown:
         return _reject(protocol, state, msg("no_pending"))
     dialog_machine(protocol).move(state.at, "resume", unknown[0])

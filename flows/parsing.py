@@ -8,13 +8,22 @@ thousands separators, units in many spellings, ULN given as a value or as a mult
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from flows.messages import Message, msg
 from flows.schema import Bounds, ChoiceQuestion, LabQuestion, NumberQuestion, Question
 from flows.units import ANALYTES, Analyte, convert, normalise_unit
-from flows.values import UNKNOWN, AnswerValue, LabResult, Quantity, Unknown, fmt_decimal
+from flows.values import (
+    UNKNOWN,
+    AnswerValue,
+    LabResult,
+    Quantity,
+    Unknown,
+    fmt_decimal,
+    fmt_near,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +244,7 @@ def _read_lab_value(analyte: Analyte, text: str) -> tuple[Decimal, str, Decimal,
     return number, key, convert(analyte, number, key), remainder
 
 
-def _parse_lab(question: LabQuestion, text: str) -> ParseResult:
+def _parse_lab(question: LabQuestion, text: str, limits: Sequence[Decimal]) -> ParseResult:
     analyte = ANALYTES[question.analyte]
     bounds = question.bounds or analyte.bounds
     folded = _fold(text)
@@ -293,10 +302,7 @@ def _parse_lab(question: LabQuestion, text: str) -> ParseResult:
     value = LabResult(analyte.key, canonical, analyte.canonical, uln)
     normalised = canonical_shown
     if value.ratio is not None:
-        normalised += (
-            f" (ULN {fmt_decimal(uln or Decimal(0))} {analyte.canonical}; "
-            f"{fmt_decimal(round(value.ratio, 2))}× ULN)"
-        )
+        normalised += f" ({fmt_near(value.ratio, limits)}× ULN)"
     if key == normalise_unit(analyte.canonical):
         echo = msg("echo", normalised=normalised)
     else:
@@ -304,12 +310,14 @@ def _parse_lab(question: LabQuestion, text: str) -> ParseResult:
     return Parsed(value, echo, checked)
 
 
-def parse_answer(question: Question, text: str) -> ParseResult:
+def parse_answer(question: Question, text: str, limits: Sequence[Decimal] = ()) -> ParseResult:
     """Read a typed answer for ``question``.
 
     Args:
         question: The question being answered.
         text: What the coordinator typed.
+        limits: The multiples of ULN the protocol compares the answer with
+            (``Protocol.limits``): the echo never rounds across one.
 
     Returns:
         :class:`Parsed` with the normalised value and an echo, or :class:`Invalid` with a hint.
@@ -324,7 +332,7 @@ def parse_answer(question: Question, text: str) -> ParseResult:
         case NumberQuestion():
             return _parse_number(question, text)
         case LabQuestion():
-            return _parse_lab(question, text)
+            return _parse_lab(question, text, limits)
     return _parse_yes_no(text)
 
 

@@ -6,7 +6,7 @@ so that every surface explains a verdict in the same words.
 
 from __future__ import annotations
 
-from flows.dialog import ScreeningState, current_question, progress
+from flows.dialog import ScreeningState, current_question, missing_for, progress
 from flows.rules import Check, format_actual
 from flows.schema import ChoiceQuestion, LabQuestion, NumberQuestion, Protocol
 from flows.text import Lang
@@ -36,6 +36,20 @@ _WORDS: dict[str, dict[Lang, str]] = {
         "zh": "待定：标准 {number} 尚无法判断。",
     },
     "missing": {"en": "Missing", "zh": "缺少"},
+    "review_then_results": {
+        "en": "Waiting for the investigator's decision, then for a result:",
+        "zh": "等待研究者裁定，然后等待检查结果：",
+    },
+    "awaited": {
+        "en": "Result awaited for criterion {number}.",
+        "zh": "标准 {number} 的结果待出。",
+    },
+    "review_then_results_next": {
+        "en": "Next: the investigator decides. If they approve, enter the result with “Results "
+        "arrived”; if they reject, the patient is not eligible.",
+        "zh": "下一步：研究者裁定。若批准，请在结果出来后点击“结果已出”录入；"
+        "若否决，则患者不符合入组条件。",
+    },
     "eligible": {"en": "Eligible: every criterion is met.", "zh": "符合入组条件：所有标准均满足。"},
     "approved": {"en": "approved by the investigator", "zh": "研究者已批准"},
     "rejected": {"en": "rejected by the investigator", "zh": "研究者已否决"},
@@ -86,7 +100,9 @@ def answer_text(protocol: Protocol, question_id: str, value: AnswerValue | None,
             option = next((o for o in question.options if o.id == value), None)
             return option.text.get(lang) if option else value
     text = format_actual(value)
-    ratio = format_actual(value, "uln") if isinstance(value, LabResult) else None
+    ratio = None
+    if isinstance(value, LabResult):
+        ratio = format_actual(value, "uln", protocol.limits.get((question_id, "uln"), ()))
     if ratio and text:
         return f"{text} ({ratio})"
     return ratio or text or "?"
@@ -159,19 +175,27 @@ def outcome_text(protocol: Protocol, state: ScreeningState, verdict: Verdict, la
             if cv.decision is not None:
                 lines.append(f"  ({word('rejected', lang)}: {cv.decision.reason})")
         return "\n".join(lines)
-    for cv in verdict.awaiting_review:
+    review, pending = verdict.awaiting_review, verdict.unknown
+    if review and pending:
+        # One state with its next steps, in the order the screening will finish in.
+        lines.append(word("review_then_results", lang))
+    for cv in review:
         criterion = protocol.criteria_by_id[cv.criterion_id]
         lines.append(word("review", lang, number=criterion.number))
         lines += _reasons(protocol, cv, answers, lang)
         if criterion.override_note:
             lines.append(criterion.override_note.get(lang))
-    for cv in verdict.unknown:
-        lines.append(word("pending", lang, number=criterion_number(protocol, cv.criterion_id)))
-        missing = dict.fromkeys(c.question_id for c in cv.against)
+    for cv in pending:
+        number = criterion_number(protocol, cv.criterion_id)
+        lines.append(word("awaited" if review else "pending", lang, number=number))
         lines.append(
             f"  {word('missing', lang)}: "
-            + ", ".join(question_label(protocol, q, lang) for q in missing)
+            + ", ".join(
+                question_label(protocol, q, lang) for q in missing_for(protocol, answers, cv)
+            )
         )
+    if review and pending:
+        lines.append(word("review_then_results_next", lang))
     if not lines and verdict.status is Status.ELIGIBLE:
         lines.append(word("eligible", lang))
     return "\n".join(lines)

@@ -182,6 +182,20 @@ def referenced_questions(expr: Expr) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def comparisons(expr: Expr) -> tuple[Compare, ...]:
+    """Every comparison of an expression, in rule order."""
+    match expr:
+        case Compare():
+            return (expr,)
+        case All():
+            return tuple(c for part in expr.all for c in comparisons(part))
+        case AnyOf():
+            return tuple(c for part in expr.any for c in comparisons(part))
+        case Not():
+            return comparisons(expr.not_)
+    return ()
+
+
 # --- questions --------------------------------------------------------------------------------
 
 
@@ -344,6 +358,24 @@ class Protocol(_Frozen):
             for qid in criterion.questions:
                 served.setdefault(qid, []).append(criterion.id)
         return {qid: tuple(ids) for qid, ids in served.items()}
+
+    @cached_property
+    def limits(self) -> dict[tuple[str, str], tuple[Decimal, ...]]:
+        """The numbers each question's answer is compared with, by ``(question, of)``.
+
+        A number shown to a coordinator is rounded for reading but never across one of these
+        (``flows.values.fmt_near``), so that it compares with each limit as the engine did.
+        """
+        found: dict[tuple[str, str], dict[Decimal, None]] = {}
+        for criterion in self.criteria:
+            rules = [criterion.rule] + ([criterion.applies_if] if criterion.applies_if else [])
+            for compare in (c for rule in rules for c in comparisons(rule)):
+                operand = compare.operand
+                numbers = operand if compare.operator == "between" else (operand,)
+                for number in numbers:
+                    if isinstance(number, Decimal):
+                        found.setdefault((compare.q, compare.of), {})[number] = None
+        return {key: tuple(numbers) for key, numbers in found.items()}
 
     @property
     def label(self) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 
@@ -54,6 +55,28 @@ def fmt_decimal(value: Decimal) -> str:
     """Format a decimal without exponent or trailing zeros (``95``, ``1.2``, ``0.001``)."""
     text = f"{value.normalize():f}"
     return "0" if text in {"-0", ""} else text
+
+
+def fmt_near(value: Decimal, limits: Iterable[Decimal] = (), places: int = 2) -> str:
+    """A number rounded for reading, but never across (or onto) a limit it is compared with.
+
+    ``2.0004`` near the limit 2 is shown as ``2.0004``, not ``2``: "2× ULN" beside "required
+    ≤ 2× ULN" would contradict the exclusion it explains. Rounding is half up, as people round.
+
+    Args:
+        value: The exact number.
+        limits: The numbers it is compared with.
+        places: Decimal places when no limit is in the way.
+    """
+    limits = tuple(limits)
+    for digits in range(places, 12):
+        shown = value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+        if all(
+            (shown > limit) - (shown < limit) == (value > limit) - (value < limit)
+            for limit in limits
+        ):
+            return fmt_decimal(shown)
+    return fmt_decimal(value)
 
 
 def value_to_json(value: AnswerValue) -> dict[str, Any]:
