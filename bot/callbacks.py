@@ -34,6 +34,7 @@ class Action(StrEnum):
     CONFIRM_EXCLUSION = "x"
     SIGN = "s"
     RESULTS = "c"  # results of pending questions arrived
+    NOT_COMPLETED = "n"  # close as not completed (asks for the reason)
     DECIDE = "d"  # arg: criterion index ":" a | r
     OPEN = "m"  # make the screening current (from /resume)
     REVIEW = "o"  # open the review screen (from /review)
@@ -53,6 +54,7 @@ _ARGS: dict[Action, re.Pattern[str]] = {
     Action.CONFIRM_EXCLUSION: re.compile(""),
     Action.SIGN: re.compile(""),
     Action.RESULTS: re.compile(""),
+    Action.NOT_COMPLETED: re.compile(""),
     Action.DECIDE: re.compile(rf"{_INDEX}:[ar]"),
     Action.OPEN: re.compile(""),
     Action.REVIEW: re.compile(""),

@@ -19,20 +19,36 @@ from bot.service import (
     Refused,
     ScreeningService,
 )
-from flows import Protocol, current_question, progress, verdict_of
+from flows import AnswerRecorded, Protocol, current_question, progress, verdict_of
 from flows.messages import Message, render
-from flows.render import STATUS_LABEL, outcome_text, question_text, summary
+from flows.render import (
+    STATUS_LABEL,
+    answer_text,
+    outcome_text,
+    question_label,
+    question_text,
+    summary,
+)
 from flows.schema import ChoiceQuestion, YesNoQuestion
 from flows.text import Lang
-from storage.records import Screening
+from storage.records import CLOSE_WORDS, CloseKind, Screening
 
 HELP = """Commands:
   /new CODE            start a screening          /resume N     resume unfinished screening N
   /back QUESTION_ID    change an earlier answer   /status       where the screening stands
-  /complete            answer pending questions   /decide CRITERION approve|reject REASON
-  /confirm             confirm an exclusion       /sign         sign an eligible screening
-  /cancel REASON       abandon the screening      /quit         leave (the screening is kept)
+  /complete            enter pending results      /decide 8.2 approve|reject REASON
+  /confirm [REASON]    confirm an exclusion       /sign         sign an eligible screening
+  /cancel REASON       abandon the screening      /incomplete REASON  close as not completed
+  /quit                leave (the screening is kept)
 Anything else answers the current question; 'unknown' is always accepted."""
+
+CLOSE_COMMANDS: dict[str, CloseKind] = {
+    "/confirm": "exclusion_confirmed",
+    "/sign": "signed",
+    "/cancel": "cancelled",
+    "/incomplete": "not_completed",
+}
+VERDICTS = {"approve": True, "reject": False}
 
 
 class Console:
@@ -69,8 +85,11 @@ class Console:
             if isinstance(question, YesNoQuestion):
                 self.write("  [yes / no / unknown]")
             elif isinstance(question, ChoiceQuestion):
+                # Numbered only where no label is a number itself (ECOG 0-4): there "3" is
+                # the label 3, and a number in front of it would make it mean two things.
                 options = " / ".join(
-                    f"{i}) {o.text.get(self.lang)}" for i, o in enumerate(question.options, 1)
+                    f"{i}) {o.text.get(self.lang)}" if question.numbered else o.text.get(self.lang)
+                    for i, o in enumerate(question.options, 1)
                 )
                 self.write(f"  [{options} / unknown]")
             return
@@ -94,10 +113,19 @@ class Console:
     # --- commands ---
     def _outcome(self, outcome: object) -> None:
         match outcome:
-            case Recorded(screening=screening, echo=echo):
+            case Recorded(screening=screening, echo=echo, result=result):
                 self.screening = screening
-                if echo is not None:
-                    self.write(f"✔ {render(echo, self.lang)}")
+                recorded = [c for c in result.changes if isinstance(c, AnswerRecorded)]
+                if recorded:  # say what was recorded, for which question
+                    change = recorded[-1]
+                    protocol = self.service.protocol_for(screening)
+                    shown = (
+                        render(echo, self.lang)
+                        if echo is not None
+                        else answer_text(protocol, change.question_id, change.value, self.lang)
+                    )
+                    label = question_label(protocol, change.question_id, self.lang)
+                    self.write(f"✔ {label}: {shown}")
             case Refused(message=message):
                 self.write(f"✖ {render(message, self.lang)}")
             case Conflict(screening=screening):
@@ -134,6 +162,26 @@ class Console:
             return
         self._outcome(outcome)
 
+    def _decide(self, rest: str) -> None:
+        """``/decide 8.2 approve REASON``: the criterion by the number the screen shows."""
+        assert self.screening is not None
+        number, verb, reason = [*rest.split(maxsplit=2), "", "", ""][:3]
+        protocol = self._protocol()
+        criterion = next((c for c in protocol.criteria if c.number == number), None)
+        if criterion is None or verb.lower() not in VERDICTS or not reason.strip():
+            self.write(
+                "✖ Usage: /decide NUMBER approve|reject REASON, e.g. /decide 8.2 approve "
+                "counts recovering (criteria: "
+                + ", ".join(c.number for c in protocol.criteria if c.overridable)
+                + ")"
+            )
+            return
+        self._outcome(
+            self.service.decide(
+                self.screening, criterion.id, VERDICTS[verb.lower()], reason, actor=self.actor
+            )
+        )
+
     def command(self, line: str) -> bool:
         """Handle one line; return ``False`` to quit."""
         word, _, rest = line.strip().partition(" ")
@@ -164,31 +212,14 @@ class Console:
         elif word == "/complete":
             self._outcome(self.service.complete_pending(self.screening, actor=self.actor))
         elif word == "/decide":
-            criterion, _, tail = rest.partition(" ")
-            verdict, _, why = tail.partition(" ")
-            self._outcome(
-                self.service.decide(
-                    self.screening,
-                    criterion,
-                    verdict == "approve",
-                    why or verdict,
-                    actor=self.actor,
-                )
-            )
-        elif word in {"/confirm", "/sign", "/cancel"}:
-            kind = {"/confirm": "exclusion_confirmed", "/sign": "signed", "/cancel": "cancelled"}[
-                word
-            ]
+            self._decide(rest)
+        elif word in CLOSE_COMMANDS:
+            kind = CLOSE_COMMANDS[word]
             reason = SIGN_MEANING if word == "/sign" else rest or None
-            closed = self.service.close(
-                self.screening,
-                kind,  # type: ignore[arg-type]
-                actor=self.actor,
-                reason=reason,
-            )
+            closed = self.service.close(self.screening, kind, actor=self.actor, reason=reason)
             self._outcome(closed)
             if isinstance(closed, Screening):
-                self.write(f"Screening {closed.code} closed ({kind}).")
+                self.write(f"Screening {closed.code} closed ({CLOSE_WORDS[kind]}).")
                 self.screening = None
                 return True
         else:

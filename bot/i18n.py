@@ -136,6 +136,15 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "zh": "为何放弃筛选 {code}？请输入原因。",
     },
     "cancelled": {"en": "Screening {code} cancelled.", "zh": "筛选 {code} 已取消。"},
+    "closed_not_completed": {
+        "en": "Screening {code} closed as not completed.",
+        "zh": "筛选 {code} 已以“未完成”关闭。",
+    },
+    "not_completed_reason": {
+        "en": "Why can this screening not be completed (e.g. the patient withdrew, the result "
+        "will not come)? Type the reason.",
+        "zh": "为何无法完成本次筛选（例如患者退出、结果不会出来）？请输入原因。",
+    },
     "language_choose": {"en": "Language?", "zh": "语言？"},
     "language_set": {"en": "English it is.", "zh": "已切换为中文。"},
     "error": {
@@ -183,6 +192,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "b_correct": {"en": "Correct an answer", "zh": "更正答案"},
     "b_sign": {"en": "✍ Sign", "zh": "✍ 签署"},
     "b_results": {"en": "Results arrived", "zh": "结果已出"},
+    "b_not_completed": {"en": "Close as not completed", "zh": "以未完成关闭"},
     "b_approve": {"en": "Approve {number}", "zh": "批准 {number}"},
     "b_reject": {"en": "Reject {number}", "zh": "否决 {number}"},
     "b_other": {"en": "Other (type it)", "zh": "其他（输入）"},

@@ -27,7 +27,7 @@ from flows import (
     start,
     step,
 )
-from flows.dialog import EXCLUDED, Event
+from flows.dialog import ELIGIBLE, EXCLUDED, Event
 from flows.messages import Message, msg
 from storage.records import (
     CloseKind,
@@ -350,10 +350,11 @@ class ScreeningService:
         reason: str | None = None,
         update_id: int | None = None,
     ) -> Screening | Outcome:
-        """Sign, cancel, or confirm the exclusion of a screening.
+        """Sign, cancel, confirm the exclusion of, or close as not completed a screening.
 
-        Only a finished screening that is not excluded can be signed; only an exclusion can be
-        confirmed; a closed screening cannot be closed again.
+        Only an eligible screening (every criterion met or approved, nothing pending) can be
+        signed; only an exclusion can be confirmed; one that is neither can be closed as not
+        completed, with a reason; a closed screening cannot be closed again.
         """
         state = screening.state
         refusal = self._refusal(screening, None, actor)
@@ -361,10 +362,16 @@ class ScreeningService:
             return Refused(refusal, screening)
         if not screening.unfinished:
             return Refused(msg("already_closed", code=screening.code), screening)
-        if kind == "signed" and (not state.finished or state.at == EXCLUDED):
+        if kind == "signed" and state.at != ELIGIBLE:
+            # Pending results and outstanding decisions are not eligibility: signing them
+            # would put "I confirm…" under a screening that can never be completed.
             return Refused(msg("cannot_sign"), screening)
         if kind == "exclusion_confirmed" and state.at != EXCLUDED:
             return Refused(msg("not_excluded"), screening)
+        if kind == "not_completed" and state.at in (ELIGIBLE, EXCLUDED):
+            return Refused(msg("completed_already"), screening)
+        if kind in ("cancelled", "not_completed") and not (reason or "").strip():
+            return Refused(msg("reason_needed"), screening)
         try:
             return self.repo.close(screening, kind, actor=actor, reason=reason, update_id=update_id)
         except DuplicateUpdate:

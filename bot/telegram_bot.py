@@ -79,6 +79,7 @@ from flows.dialog import (
     EXCLUDED,
     NEEDS_REVIEW,
     PENDING,
+    missing,
     previous_question,
     relevant_questions,
 )
@@ -341,6 +342,8 @@ class PrescreenBot:
             f"{summary(protocol, verdict, lang)}"
         )
         correct = _button(t("b_correct", lang), Callback(Action.CORRECT, sid, rev))
+        results = [_button(t("b_results", lang), Callback(Action.RESULTS, sid, rev))]
+        awaited = (protocol, state.answers, verdict)
         actions: dict[str, tuple[str, list[Button]]] = {
             EXCLUDED: (
                 "excluded_actions",
@@ -350,11 +353,8 @@ class PrescreenBot:
                     )
                 ],
             ),
-            NEEDS_REVIEW: ("review_waiting", []),
-            PENDING: (
-                "pending_actions",
-                [_button(t("b_results", lang), Callback(Action.RESULTS, sid, rev))],
-            ),
+            NEEDS_REVIEW: ("review_waiting", results if missing(*awaited) else []),
+            PENDING: ("pending_actions", results),
             ELIGIBLE: (
                 "sign_prompt",
                 [_button(t("b_sign", lang), Callback(Action.SIGN, sid, rev))],
@@ -362,7 +362,12 @@ class PrescreenBot:
         }
         key, buttons = actions[state.at]
         text += "\n\n" + t(key, lang)
-        return text, keyboard([[*buttons, correct]])
+        rows = [[*buttons, correct]]
+        if state.at in (PENDING, NEEDS_REVIEW):
+            rows.append(
+                [_button(t("b_not_completed", lang), Callback(Action.NOT_COMPLETED, sid, rev))]
+            )
+        return text, keyboard(rows)
 
     async def show(
         self, update: Update, context: Context, screening: Screening, prefix: str = ""
@@ -790,17 +795,18 @@ class PrescreenBot:
                     update, context, screening, t("outdated", lang, code=screening.code)
                 )
             return
-        if kind == "cancel":
+        if kind in ("cancel", "not_completed"):
             closed = await self.db(
                 self.service.close,
                 screening,
-                "cancelled",
+                "cancelled" if kind == "cancel" else "not_completed",
                 actor=staff.telegram_id,
                 reason=text,
                 update_id=update.update_id,
             )
             if isinstance(closed, Screening):
-                await self.send(update, context, t("cancelled", lang, code=closed.code))
+                key = "cancelled" if kind == "cancel" else "closed_not_completed"
+                await self.send(update, context, t(key, lang, code=closed.code))
             else:
                 await self.after(update, context, closed, screening=screening)
         elif kind == "reason":
@@ -1037,6 +1043,13 @@ class PrescreenBot:
                     )
                 else:
                     await self.after(update, context, closed, screening=screening)
+            case Action.NOT_COMPLETED:
+                chat["await"] = {
+                    "kind": "not_completed",
+                    "sid": screening.id,
+                    "rev": screening.row_version,
+                }
+                await self.send(update, context, t("not_completed_reason", lang))
             case Action.RESULTS:
                 outcome = await self.db(
                     self.service.complete_pending, screening, actor=actor, update_id=uid

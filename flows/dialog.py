@@ -190,7 +190,7 @@ class DialogMachine:
             if i:
                 self._add("advance", ids[:i], dest)
             self._add("revise", list(self.states), dest)
-            self._add("resume", [PENDING], dest)
+            self._add("resume", [PENDING, NEEDS_REVIEW], dest)
         for dest in TERMINALS:
             self._add("advance", ids, dest)
         for dest in (EXCLUDED, NEEDS_REVIEW, PENDING, ELIGIBLE):
@@ -408,7 +408,8 @@ def _go_back(protocol: Protocol, state: ScreeningState, event: GoBack) -> Step:
 
 def _complete_pending(protocol: Protocol, state: ScreeningState) -> Step:
     unknown = missing(protocol, state.answers, _verdict(protocol, state))
-    if state.at != PENDING or not unknown:
+    # Results may arrive while the investigator has yet to decide on another criterion.
+    if state.at not in (PENDING, NEEDS_REVIEW) or not unknown:
         return _reject(protocol, state, msg("no_pending"))
     dialog_machine(protocol).move(state.at, "resume", unknown[0])
     new = ScreeningState(unknown[0], state.answers, state.retired, state.decisions, True)

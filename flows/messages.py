@@ -111,8 +111,17 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
         "zh": "筛选 {code} 已关闭。",
     },
     "cannot_sign": {
-        "en": "Only a finished screening that is not excluded can be signed.",
-        "zh": "只有已完成且未被排除的筛选才能签署。",
+        "en": "Only an eligible screening can be signed: every criterion met, no result "
+        "pending and no investigator decision outstanding.",
+        "zh": "只有符合入组条件的筛选才能签署：所有标准均满足，无待出结果，无待研究者裁定事项。",
+    },
+    "completed_already": {
+        "en": "This screening has an outcome: sign it, or confirm the exclusion.",
+        "zh": "该筛选已有结论：请签署或确认排除。",
+    },
+    "reason_needed": {
+        "en": "Please give a reason.",
+        "zh": "请填写原因。",
     },
     "not_owner": {
         "en": "Screening {code} was started by someone else: only they can answer or close it.",

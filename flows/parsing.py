@@ -165,7 +165,7 @@ def _parse_choice(question: ChoiceQuestion, text: str) -> ParseResult:
     for opt, names in labels:
         if word in names:
             return Parsed(opt.id, msg("echo", normalised=opt.text.en))
-    if word.isdecimal() and 1 <= int(word) <= len(question.options):
+    if question.numbered and word.isdecimal() and 1 <= int(word) <= len(question.options):
         opt = question.options[int(word) - 1]
         return Parsed(opt.id, msg("echo", normalised=opt.text.en))
     prefixed = [

@@ -45,10 +45,11 @@ _WORDS: dict[str, dict[Lang, str]] = {
         "zh": "标准 {number} 的结果待出。",
     },
     "review_then_results_next": {
-        "en": "Next: the investigator decides. If they approve, enter the result with “Results "
-        "arrived”; if they reject, the patient is not eligible.",
-        "zh": "下一步：研究者裁定。若批准，请在结果出来后点击“结果已出”录入；"
-        "若否决，则患者不符合入组条件。",
+        "en": "Next, in either order: the investigator decides, and the result is entered with "
+        "“Results arrived” when it comes. If the investigator rejects, the patient is not "
+        "eligible.",
+        "zh": "接下来（顺序不限）：研究者裁定；结果出来后点击“结果已出”录入。若研究者否决，"
+        "则患者不符合入组条件。",
     },
     "eligible": {"en": "Eligible: every criterion is met.", "zh": "符合入组条件：所有标准均满足。"},
     "approved": {"en": "approved by the investigator", "zh": "研究者已批准"},

@@ -245,6 +245,16 @@ class ChoiceQuestion(_QuestionBase):
     kind: Literal["choice"]
     options: tuple[Option, ...] = Field(min_length=2)
 
+    @cached_property
+    def numbered(self) -> bool:
+        """Whether options may be picked by their position ("2" for the second).
+
+        Not when a label is a number itself (ECOG 0-4): "3" would then mean two options.
+        """
+        return not any(
+            o.id.strip().isdecimal() or o.text.en.strip().isdecimal() for o in self.options
+        )
+
 
 class NumberQuestion(_QuestionBase):
     """A number with a fixed unit (``years``, ``%``)."""

@@ -17,6 +17,7 @@ import orjson
 
 from storage.audit import ChainLink, ChainReport, verify_chain
 from storage.pdf import Paragraph, PdfDocument, PdfRenderer, Style, render_pdf
+from storage.records import CLOSE_WORDS
 from storage.transcript import Person, Transcript
 
 FORMAT = "prescreen-transcript/1"
@@ -192,7 +193,8 @@ def transcript_document(t: Transcript) -> PdfDocument:
             f" on {s.closed_at:%Y-%m-%d %H:%M} UTC: “{s.close_reason}”"
         )
     elif s.close_kind:
-        para(f"Closed ({s.close_kind.replace('_', ' ')}): {s.close_reason or ''}")
+        reason = f": “{s.close_reason}”" if s.close_reason else ""
+        para(f"Closed ({CLOSE_WORDS[s.close_kind]}){reason}.")
     heading("Outcome")
     para(t.outcome or t.status)
     heading("Criteria")

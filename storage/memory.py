@@ -12,6 +12,7 @@ from flows import AnswerRecorded, AnswerRetired, Protocol, ScreeningState, Step
 from flows.dialog import Event
 from storage.audit import GENESIS, next_link, step_events
 from storage.records import (
+    CLOSE_STATUSES,
     AnswerEntry,
     AuditEntry,
     CloseKind,
@@ -257,7 +258,7 @@ class InMemoryRepository:
                 self._updates.discard(update_id or -1)  # nothing was written
                 raise
             now = self._clock()
-            status = "cancelled" if kind == "cancelled" else current.status
+            status = kind if kind in CLOSE_STATUSES else current.status
             self._append_audit(
                 current.code, f"screening_{kind}", {"reason": reason, "status": status}, actor, now
             )

@@ -14,7 +14,15 @@ from flows import Protocol, verdict_of
 from storage.records import Screening
 
 Period = Literal["day", "week", "month", "year"]
-STATUSES = ("eligible", "ineligible", "needs_review", "pending", "in_progress", "cancelled")
+STATUSES = (
+    "eligible",
+    "ineligible",
+    "needs_review",
+    "pending",
+    "in_progress",
+    "cancelled",
+    "not_completed",
+)
 
 
 def period_of(screening: Screening, period: Period) -> str:

@@ -52,6 +52,7 @@ from storage.one_statement import StepStatements, shape_of, touches_rows_once
 from storage.prepared import Prepared, Processors, driver_connection, pipelined
 from storage.prepared import prepare as prepare_statement
 from storage.records import (
+    CLOSE_STATUSES,
     AnswerEntry,
     AuditEntry,
     CloseKind,
@@ -1045,7 +1046,7 @@ class SqlRepository:
         with driver_connection(self.engine, write=True) as cursor:
             with pipelined(cursor):
                 row = self._claim_and_lock(cursor, update_id, screening, now)
-                status = "cancelled" if kind == "cancelled" else row["status"]
+                status = kind if kind in CLOSE_STATUSES else row["status"]
                 # The closer no longer works on it (whoever else had it open keeps it: the bot
                 # treats a closed one as none). Before :meth:`_finish`, whose update is last.
                 self._hot.put_down.execute(cursor, tid=actor, sid=screening.id)

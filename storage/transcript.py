@@ -25,7 +25,7 @@ from flows.render import (
 from flows.values import value_from_json
 from flows.verdict import Outcome
 from storage.audit import ChainReport, verify_entries
-from storage.records import AuditEntry, Screening, Staff
+from storage.records import CLOSE_STATUSES, CLOSE_WORDS, AuditEntry, Screening, Staff
 from storage.repository import Repository
 
 
@@ -142,7 +142,10 @@ def describe(protocol: Protocol, kind: str, payload: dict[str, Any]) -> str:
         case "screening_cancelled":
             text = f"Screening cancelled: {payload.get('reason')}"
         case "screening_exclusion_confirmed":
-            text = "Exclusion confirmed; screening closed"
+            reason = payload.get("reason")
+            text = "Exclusion confirmed; screening closed" + (f": {reason}" if reason else "")
+        case "screening_not_completed":
+            text = f"Screening closed as not completed: {payload.get('reason')}"
         case _:
             text = kind.replace("_", " ")
     outcome = payload.get("outcome")
@@ -220,7 +223,9 @@ def build_transcript(
         criteria=tuple(criteria),
         outcome=outcome_text(protocol, screening.state, verdict, "en"),
         status=(
-            "cancelled" if screening.status == "cancelled" else STATUS_LABEL[verdict.status]["en"]
+            CLOSE_WORDS[screening.close_kind]
+            if screening.close_kind in CLOSE_STATUSES
+            else STATUS_LABEL[verdict.status]["en"]
         ),
         signed_by=staff.person(signed) if signed is not None else None,
         chain=verify_entries(screening.code, entries),

@@ -225,6 +225,7 @@ def test_cli_report(db: SqlRepository, tmp_path: Path) -> None:
             "pending": "0",
             "in_progress": "1",
             "cancelled": "0",
+            "not_completed": "0",
         }
     ]
     criteria = list(csv.DictReader((tmp_path / "log-criteria.csv").open()))

@@ -241,7 +241,7 @@ async def test_review_and_pending_read_as_one_state(world: BotWorld) -> None:
     assert "Waiting for the investigator's decision, then for a result:" in text
     assert "Result awaited for criterion 7.2." in text
     assert "Pending:" not in text
-    assert "Next: the investigator decides." in text
+    assert "Next, in either order: the investigator decides" in text
 
 
 def test_the_console_says_the_same(tmp_path: Path, seed: Protocol) -> None:

@@ -1,0 +1,152 @@
+"""The screening workflow to the letter, the same through the console and the bot.
+
+Only an eligible screening is signed; a pending one stays open until its result is entered, or
+is closed as not completed with a reason; only investigators decide, by the criterion's number.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+from pypdf import PdfReader
+
+from bot.console import Console
+from bot.service import ScreeningService
+from bot.settings import DEFAULT_CODE_PATTERN
+from flows import Catalog, Protocol
+from storage.exporters import transcript_json, transcript_pdf
+from storage.memory import InMemoryRepository
+from storage.records import Role, Staff
+from storage.transcript import build_transcript
+from tests.bot_fixtures import ALICE, CHEN, BotWorld
+from tests.flows_helpers import ELIGIBLE_WOMAN
+from tests.test_outcome_messages import drive
+
+PI = 7
+PENDING_LVEF = {**ELIGIBLE_WOMAN, "lvef": "unknown"}
+REVIEW_AND_PENDING = {**ELIGIBLE_WOMAN, "lvef": "unknown", "hemoglobin": "70"}
+REVIEW_ONLY = {**ELIGIBLE_WOMAN, "hemoglobin": "70"}
+
+
+def console(
+    repo: InMemoryRepository, seed: Protocol, lines: list[str], actor: int = 0
+) -> list[str]:
+    out: list[str] = []
+    feed: Iterator[str] = iter(lines)
+
+    def read(prompt: str) -> str:
+        out.append(prompt)
+        try:
+            return next(feed)
+        except StopIteration:
+            raise EOFError from None
+
+    service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
+    Console(service, actor=actor, read=read, write=out.append).run()
+    return out
+
+
+def test_only_an_eligible_screening_is_signed(seed: Protocol) -> None:
+    for code, chart in (("W-101", PENDING_LVEF), ("W-102", REVIEW_ONLY)):
+        repo = InMemoryRepository()
+        out = console(repo, seed, [f"/new {code}", *chart.values(), "/sign"])
+        assert any("Only an eligible screening can be signed" in line for line in out), code
+        s = repo.find_screening(code)
+        assert s is not None and s.unfinished and s.close_kind is None
+
+
+def test_results_entered_while_a_decision_is_outstanding(seed: Protocol) -> None:
+    repo = InMemoryRepository()
+    out = console(repo, seed, ["/new W-103", *REVIEW_AND_PENDING.values(), "/complete", "60"])
+    text = "\n".join(out)
+    assert "There is nothing pending to complete" not in text
+    assert "✔ LVEF: 60 %" in text
+    s = repo.find_screening("W-103")
+    assert s is not None and s.status == "needs_review"
+    assert s.state.answers["lvef"] != "unknown"
+
+
+def test_closed_as_not_completed_with_a_reason(seed: Protocol) -> None:
+    repo = InMemoryRepository()
+    out = console(repo, seed, ["/new W-104", *PENDING_LVEF.values(), "/incomplete"])
+    assert "✖ Please give a reason." in out
+    out = console(repo, seed, ["/resume 1", "/incomplete echo will not be done"])
+    assert "Screening W-104 closed (closed as not completed)." in out
+    s = repo.find_screening("W-104")
+    assert s is not None and (s.close_kind, s.status) == ("not_completed", "not_completed")
+    assert s.close_reason == "echo will not be done"
+    transcript = build_transcript(repo, s, seed, timezone="UTC", now=s.updated_at)
+    assert transcript.status == "closed as not completed"
+    events = [e["description"] for e in transcript_json(transcript)["events"]]
+    assert "Screening closed as not completed: echo will not be done" in events
+
+
+def test_an_exclusion_confirmed_without_a_reason_prints_none(seed: Protocol) -> None:
+    repo = InMemoryRepository()
+    out = console(repo, seed, ["/new W-105", "yes", "yes", "Other", "/confirm"])
+    del out
+    s = repo.find_screening("W-105")
+    assert s is not None and s.close_kind == "exclusion_confirmed"
+    pdf = transcript_pdf(build_transcript(repo, s, seed, timezone="UTC", now=s.updated_at))
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Closed (exclusion confirmed)." in text
+    assert "Closed (exclusion confirmed):" not in text
+
+
+def test_decisions_by_the_number_shown_and_only_by_investigators(seed: Protocol) -> None:
+    repo = InMemoryRepository()
+    repo.save_staff(Staff(PI, "Dr Pi", Role.INVESTIGATOR))
+    console(repo, seed, ["/new W-106", *REVIEW_ONLY.values()], actor=PI)
+    # A misspelt verb is refused with the valid ones; nothing is recorded.
+    out = console(repo, seed, ["/resume 1", "/decide 8.2 aprove counts recovering"], actor=PI)
+    assert any("approve|reject" in line for line in out)
+    s = repo.find_screening("W-106")
+    assert s is not None and s.state.decisions == {}
+    # The console's own user is not an investigator.
+    out = console(repo, seed, ["/new W-107", *REVIEW_ONLY.values(), "/decide 8.2 approve ok"])
+    assert any("Only an investigator or an admin can decide" in line for line in out)
+    out = console(repo, seed, ["/resume 1", "/decide 8.2 approve counts recovering"], actor=PI)
+    s = repo.find_screening("W-106")
+    assert s is not None and s.state.decisions["I8.2"].approve
+    assert s.status == "eligible"
+
+
+def test_numbered_menus_are_not_ambiguous(seed: Protocol) -> None:
+    repo = InMemoryRepository()
+    answers = list(ELIGIBLE_WOMAN.values())
+    ecog = list(ELIGIBLE_WOMAN).index("ecog")
+    out = console(repo, seed, ["/new W-108", *answers[:ecog], "5", "3"])
+    assert "  [0 / 1 / 2 / 3 / 4 / unknown]" in out  # labels that are numbers: not numbered
+    assert any("Please pick one of: 0, 1, 2, 3, 4" in line for line in out)  # "5": no option
+    assert "✔ ECOG: 3" in out
+    s = repo.find_screening("W-108")
+    assert s is not None and s.status == "ineligible"
+    assert any(line.startswith("  [1) B-ALL, newly diagnosed / 2) ") for line in out)
+
+
+async def test_the_bot_closes_a_pending_screening_as_not_completed(world: BotWorld) -> None:
+    await drive(world, PENDING_LVEF)
+    alice = world.chat(ALICE)
+    await alice.press("Close as not completed")
+    assert "Why can this screening not be completed" in alice.last_text()
+    assert await alice.send("patient withdrew") == ["Screening M-101 closed as not completed."]
+    s = world.repo.find_screening("M-101")
+    assert s is not None and s.close_kind == "not_completed"
+
+
+async def test_the_bot_takes_results_while_a_decision_is_outstanding(world: BotWorld) -> None:
+    await drive(world, REVIEW_AND_PENDING)
+    alice = world.chat(ALICE)
+    reply = await alice.press("Results arrived")
+    assert "LVEF" in reply[-1]
+    await alice.send("60")
+    s = world.repo.find_screening("M-101")
+    assert s is not None and s.status == "needs_review"
+    chen = world.chat(CHEN, "Dr Chen")
+    await chen.send("/review")
+    await chen.press("M-101")
+    await chen.press("Approve 8.2")
+    await chen.send("counts recovering")
+    s = world.repo.find_screening("M-101")
+    assert s is not None and s.status == "eligible"
