@@ -9,7 +9,7 @@ Each configuration runs in a process of its own (so peak RSS is its own):
 ``ConversationHandler`` in back-to-back pairs (:func:`pairs`). ``--timers`` (with ``--mode ours``)
 adds the wall time of each repository call, measured where the bot makes it (:class:`CallTimers`).
 ``--steps`` (with ``--mode``) adds each step of the dialog's p50 and p99 and its share of the
-run's slowest answers (:func:`by_step`), and whether those came in spells (:func:`spells`).
+run's slowest answers (:func:`by_step`).
 
 ``python -m bench.e2e --network`` runs the same dialogs with every Bot API call taking
 ``--latency-ms`` (20 ms by default), as a real network does, each chat sending its next update
@@ -59,7 +59,6 @@ SCRIPT: list[tuple[str, str]] = [
     ("press", "Yes"),
     ("press", "Yes"),
     ("press", "B-ALL, refractory"),
-    ("press", "Yes"),
     ("send", "2"),
     ("press", "No"),
     ("press", "No"),
@@ -607,35 +606,6 @@ def by_step(updates: list[tuple[int, float]]) -> list[dict[str, Any]]:
     return rows
 
 
-def spells(updates: list[tuple[int, float]], stretch: int = 250) -> dict[str, float]:
-    """Whether the run's slowest answers came together in time or spread over the run.
-
-    :func:`drive` sends each step to every chat before the next step, so at 1,000 chats a step
-    fills about a second of the run. Answers at or over the run's p99 that crowd onto one step
-    may then be that step's heavy work, or a slow spell of the machine (or of the process)
-    that fell while the step was being driven. The run is cut, in the order the updates were
-    processed, into stretches of ``stretch`` updates: slow spells put the slowest answers into
-    few of them, where the same number of answers falling anywhere at random would hit
-    ``if_spread`` of them on average.
-
-    Returns:
-        ``stretches`` in the run, how many of them hold one of the slowest answers
-        (``holding_slowest``), and ``if_spread``.
-    """
-    p99 = _answers_p99(updates)
-    slow = [
-        at
-        for at, (index, latency) in enumerate(updates)
-        if index in ANSWER_STEPS and latency >= p99
-    ]
-    held = {at // stretch for at in slow}
-    slowest = len(slow)
-    stretches = -(-len(updates) // stretch)
-    # The expected number of stretches hit when each slow answer falls in one at random.
-    spread = stretches * (1 - (1 - 1 / stretches) ** slowest) if stretches else 0.0
-    return {"stretches": stretches, "holding_slowest": len(held), "if_spread": round(spread, 1)}
-
-
 def summarise(result: dict[str, Any], steps: bool = False) -> dict[str, Any]:
     updates = result.pop("latencies")
     answers = sorted(latency for index, latency in updates if index in ANSWER_STEPS)
@@ -655,7 +625,7 @@ def summarise(result: dict[str, Any], steps: bool = False) -> dict[str, Any]:
         # ``--timers`` only: the repository's calls, timed where the bot makes them.
         **({"repository": result["timers"]} if "timers" in result else {}),
         # ``--steps`` only: each step of the dialog on its own.
-        **({"steps": by_step(updates), "spells": spells(updates)} if steps else {}),
+        **({"steps": by_step(updates)} if steps else {}),
     }
 
 
@@ -891,7 +861,7 @@ def main() -> None:
         "--steps",
         action="store_true",
         help="with --mode: each step of the dialog's p50 and p99, and how many of the run's "
-        "slowest 1 %% of answers it holds; and whether those came in spells",
+        "slowest 1 %% of answers it holds",
     )
     args = parser.parse_args()
     if args.steps and not args.mode:

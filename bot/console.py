@@ -19,15 +19,16 @@ from bot.service import (
     Refused,
     ScreeningService,
 )
-from flows import AnswerRecorded, Protocol, current_question, progress, verdict_of
+from flows import AnswerRecorded, Protocol, current_question, verdict_of
 from flows.messages import Message, render
 from flows.render import (
-    STATUS_LABEL,
     answer_text,
     outcome_text,
     question_label,
     question_text,
+    short_title,
     summary,
+    where_it_stands,
 )
 from flows.schema import ChoiceQuestion, YesNoQuestion
 from flows.text import Lang
@@ -102,10 +103,9 @@ class Console:
         found = self.service.repo.unfinished(self.actor)
         for i, s in enumerate(found, 1):
             protocol = self.service.protocol_for(s)
-            pos, total = progress(protocol, s.state)
             self.write(
-                f"  {i}) {s.code} — {protocol.label} — {pos}/{total} — "
-                f"{STATUS_LABEL[verdict_of(protocol, s.state).status][self.lang]} — "
+                f"  {i}) {s.code} — {short_title(protocol, self.lang)} — "
+                f"{where_it_stands(protocol, s.state, self.lang)} — "
                 f"{s.updated_at:%Y-%m-%d %H:%M} UTC"
             )
         return found

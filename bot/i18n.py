@@ -57,6 +57,11 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "recorded. Use /resume to continue it.",
         "zh": "该按钮属于您已暂停的筛选 {code}，未记录任何内容。如需继续，请使用 /resume。",
     },
+    "review_use_buttons": {
+        "en": "To decide, tap Approve or Reject under the criterion; you will then be asked "
+        "for the reason. (/review lists the screenings awaiting a decision.)",
+        "zh": "如需裁定，请点击标准下方的“批准”或“否决”，随后填写理由。（/review 列出待裁定的筛选。）",
+    },
     "private_only": {
         "en": "I work only in a private chat with research staff: screening data has no place "
         "in a group. Please write to me directly.",

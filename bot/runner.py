@@ -55,6 +55,9 @@ def configure_logging(level: str) -> None:
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # transitions logs every transition at INFO: one line per answer, which says nothing the
+    # audit trail does not, so it speaks only of problems.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 def webhook_path(settings: Settings) -> str:

@@ -23,10 +23,10 @@ from flows import (
     Step,
     Unknown,
     current_question,
-    parse_answer,
     start,
     step,
 )
+from flows.batch import read_answer
 from flows.dialog import ELIGIBLE, EXCLUDED, Event
 from flows.messages import Message, msg
 from storage.records import (
@@ -175,7 +175,7 @@ class ScreeningService:
     def check_code(self, code: str) -> Message | None:
         """Refuse codes that do not match the pattern or could be a person's name."""
         if not self._code.fullmatch(code) or not _HAS_DIGIT.search(code):
-            return msg("code_invalid", pattern=self._code.pattern)
+            return msg("code_invalid")
         return None
 
     def begin(
@@ -267,8 +267,8 @@ class ScreeningService:
         protocol = self.protocol_for(screening)
         question = current_question(protocol, screening.state)
         if question is None:
-            return Refused(msg("not_answerable", state=screening.state.at), screening)
-        parsed = parse_answer(question, text, protocol.limits.get((question.id, "uln"), ()))
+            return Refused(msg("not_answerable"), screening)
+        parsed = read_answer(protocol, question, text)
         if isinstance(parsed, Invalid):
             return Reask(parsed.hint)
         if parsed.confirm is not None and not confirmed:

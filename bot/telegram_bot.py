@@ -70,7 +70,6 @@ from flows import (
     Protocol,
     Status,
     current_question,
-    progress,
     verdict_of,
 )
 from flows.batch import parse_batch
@@ -84,7 +83,14 @@ from flows.dialog import (
     relevant_questions,
 )
 from flows.messages import msg, render
-from flows.render import STATUS_LABEL, answer_text, outcome_text, question_text, summary
+from flows.render import (
+    answer_text,
+    outcome_text,
+    question_text,
+    short_title,
+    summary,
+    where_it_stands,
+)
 from flows.schema import ChoiceQuestion, Question, YesNoQuestion
 from flows.text import Lang, as_lang
 from flows.values import value_from_json, value_to_json
@@ -567,7 +573,10 @@ class PrescreenBot:
             await self.send(update, context, render(created, lang) + "\n" + t("ask_code", lang))
             return
         await self.show(
-            update, context, created, t("started", lang, code=created.code, trial=protocol.label)
+            update,
+            context,
+            created,
+            t("started", lang, code=created.code, trial=short_title(protocol, lang)),
         )
 
     async def cmd_resume(self, update: Update, context: Context) -> None:
@@ -580,13 +589,9 @@ class PrescreenBot:
         rows = []
         now = datetime.now(UTC)
         for s in found:
-            protocol = self.service.protocol_for(s)
-            pos, total = progress(protocol, s.state)
-            ago = _ago(now - s.updated_at)
-            label = (
-                f"{s.code} · {protocol.id} · {pos}/{total} · "
-                f"{STATUS_LABEL[Status(s.status)][lang]} · {ago}"
-            )
+            # Short enough for a phone's button: code, where it stands, how long ago.
+            where = where_it_stands(self.service.protocol_for(s), s.state, lang)
+            label = f"{s.code} · {where} · {_ago(now - s.updated_at)}"
             rows.append([_button(label, Callback(Action.OPEN, s.id, s.row_version))])
         await self.send(update, context, t("unfinished", lang), keyboard(rows))
 
@@ -753,7 +758,10 @@ class PrescreenBot:
             return
         screening = self.current(context)
         if screening is None:
-            await self.send(update, context, t("no_current", lang))
+            reviewing = _chat_data(context).get("reviewing")
+            await self.send(
+                update, context, t("review_use_buttons" if reviewing else "no_current", lang)
+            )
             return
         if screening.state.finished:
             await self.show(update, context, screening)
@@ -1132,6 +1140,8 @@ class PrescreenBot:
             return
         protocol = self.service.protocol_for(screening)
         verdict = verdict_of(protocol, screening.state)
+        # Typed text is not a decision: it is answered with a pointer to the buttons.
+        _chat_data(context)["reviewing"] = screening.id
         rows = []
         for cv in verdict.awaiting_review:
             index = [c.id for c in protocol.criteria].index(cv.criterion_id)

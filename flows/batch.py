@@ -7,9 +7,11 @@ value. Labels are a question's id, its short names and its ``aliases``.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
-from flows.parsing import ParseResult, parse_answer
-from flows.schema import LabQuestion, NumberQuestion, Protocol
+from flows.messages import msg
+from flows.parsing import Invalid, ParseResult, parse_answer
+from flows.schema import LabQuestion, NumberQuestion, Protocol, Question
 
 _LABELS: dict[str, tuple[re.Pattern[str], dict[str, str]]] = {}
 
@@ -35,6 +37,43 @@ def _labels(protocol: Protocol) -> tuple[re.Pattern[str], dict[str, str]]:
     return pattern, names
 
 
+def labelled(protocol: Protocol, text: str) -> tuple[str, str, str] | None:
+    """A single value typed with its label, as copied from a report: ``Hb 9.5 g/dL``.
+
+    Returns:
+        ``(question_id, label as typed, the value after it)``, or ``None`` when the text does
+        not start with a label.
+    """
+    pattern, names = _labels(protocol)
+    match = pattern.match(text.strip())
+    if match is None:
+        return None
+    return names[match.group(1).lower()], match.group(1), text.strip()[match.end() :]
+
+
+def _limits(protocol: Protocol, qid: str) -> tuple[tuple[Decimal, ...], tuple[Decimal, ...]]:
+    """The multiples of ULN and the values the protocol compares a question's answer with."""
+    return protocol.limits.get((qid, "uln"), ()), protocol.limits.get((qid, "value"), ())
+
+
+def read_answer(protocol: Protocol, question: Question, text: str) -> ParseResult:
+    """Read a typed answer to ``question``, with or without its label in front.
+
+    "Hb 9.5 g/dL" at the haemoglobin question is 9.5 g/dL. A label naming another question at
+    a question that takes a number is refused naming both, so a value is never recorded for
+    the wrong analyte.
+    """
+    limits = _limits(protocol, question.id)
+    found = labelled(protocol, text) if isinstance(question, LabQuestion | NumberQuestion) else None
+    if found is None:
+        return parse_answer(question, text, *limits)
+    qid, label, rest = found
+    if qid != question.id:
+        other = protocol.questions_by_id[qid].label.en
+        return Invalid(msg("other_label", label=label, other=other, question=question.label.en))
+    return parse_answer(question, rest, *limits)
+
+
 def parse_batch(protocol: Protocol, text: str) -> list[tuple[str, str, ParseResult]] | None:
     """Split a message into labelled values and parse each for its question.
 
@@ -51,8 +90,8 @@ def parse_batch(protocol: Protocol, text: str) -> list[tuple[str, str, ParseResu
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         value = text[match.end() : end].strip().strip(",;").strip()
         qid = names[match.group(1).lower()]
-        limits = protocol.limits.get((qid, "uln"), ())
-        found[qid] = (value, parse_answer(protocol.questions_by_id[qid], value, limits))
+        parsed = parse_answer(protocol.questions_by_id[qid], value, *_limits(protocol, qid))
+        found[qid] = (value, parsed)
     order = protocol.question_index
     return [
         (qid, raw, result)

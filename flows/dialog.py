@@ -367,8 +367,9 @@ def _reject(protocol: Protocol, state: ScreeningState, message: Message) -> Step
 def _answer(protocol: Protocol, state: ScreeningState, event: Answer) -> Step:
     if state.at != event.question_id:
         if state.finished:
-            return _reject(protocol, state, msg("not_answerable", state=state.at))
-        return _reject(protocol, state, msg("not_current", current=state.at))
+            return _reject(protocol, state, msg("not_answerable"))
+        current = protocol.questions_by_id[state.at].label.en
+        return _reject(protocol, state, msg("not_current", current=current))
     answers = dict(state.answers)
     retired = dict(state.retired)
     decisions = dict(state.decisions)
@@ -400,7 +401,8 @@ def _go_back(protocol: Protocol, state: ScreeningState, event: GoBack) -> Step:
     if question is None or (
         event.question_id not in state.answers and event.question_id != state.at
     ):
-        return _reject(protocol, state, msg("cannot_go_back", question=event.question_id))
+        label = question.label.en if question is not None else event.question_id
+        return _reject(protocol, state, msg("cannot_go_back", question=label))
     dialog_machine(protocol).move(state.at, "revise", question.id)
     new = ScreeningState(question.id, state.answers, state.retired, state.decisions, False)
     return Step(new, _verdict(protocol, new))
@@ -421,7 +423,9 @@ def _decide(protocol: Protocol, state: ScreeningState, event: Decide) -> Step:
     verdict = _verdict(protocol, state)
     awaiting = {cv.criterion_id for cv in verdict.awaiting_review}
     if state.at != NEEDS_REVIEW or cid not in awaiting:
-        return _reject(protocol, state, msg("not_reviewable", criterion=cid))
+        criterion = protocol.criteria_by_id.get(cid)
+        number = criterion.number if criterion is not None else cid
+        return _reject(protocol, state, msg("not_reviewable", criterion=number))
     decisions = {**state.decisions, cid: event.decision}
     dest = _TERMINAL_OF[assess(protocol, state.answers, decisions, complete=True).status]
     dialog_machine(protocol).move(state.at, "decide", dest)

@@ -45,6 +45,16 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
         "Type e.g. {a} or {b}.",
         "zh": "“{text}”有歧义：逗号是小数点还是千位分隔符？请输入例如 {a} 或 {b}。",
     },
+    "ambiguous_one": {
+        "en": "'{text}' is ambiguous: is the comma a decimal point or a thousands separator? "
+        "Type e.g. {a}.",
+        "zh": "“{text}”有歧义：逗号是小数点还是千位分隔符？请输入例如 {a}。",
+    },
+    "other_label": {
+        "en": "'{label}' labels another value ({other}); this question asks for {question}. "
+        "Type this question's value, or several labelled values in one message.",
+        "zh": "“{label}”是另一项数值（{other}）的标签；本题询问的是{question}。请输入本题的数值，或在一条消息中输入多项带标签的数值。",
+    },
     "unknown_unit": {
         "en": "I do not know the unit '{unit}' for {analyte}. Accepted: {units}.",
         "zh": "{analyte} 不支持单位“{unit}”。可用单位：{units}。",
@@ -78,16 +88,16 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
     "yes": {"en": "Yes", "zh": "是"},
     "no": {"en": "No", "zh": "否"},
     "not_current": {
-        "en": "That answer is for another question; the current question is {current}.",
-        "zh": "该答案不属于当前问题；当前问题为 {current}。",
+        "en": "That answer is for another question; the current question is “{current}”.",
+        "zh": "该答案不属于当前问题；当前问题为“{current}”。",
     },
     "not_answerable": {
-        "en": "The screening is finished ({state}); go back to an answer to change it.",
-        "zh": "筛选已结束（{state}）；如需修改，请返回相应问题。",
+        "en": "The screening has reached its outcome; to change an answer, go back to it.",
+        "zh": "筛选已得出结论；如需修改答案，请返回相应问题。",
     },
     "cannot_go_back": {
-        "en": "Question {question} has not been asked in this screening.",
-        "zh": "本次筛选尚未询问问题 {question}。",
+        "en": "“{question}” has not been asked in this screening.",
+        "zh": "本次筛选尚未询问“{question}”。",
     },
     "no_pending": {
         "en": "There is nothing pending to complete.",
@@ -98,9 +108,11 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
         "zh": "标准 {criterion} 无需研究者裁定。",
     },
     "code_invalid": {
-        "en": "That screening code is not valid: it must match {pattern} and contain a digit. "
-        "Never use the patient's name or initials: use the screening code only.",
-        "zh": "筛选编号无效：须符合 {pattern} 且包含数字。请勿使用患者姓名或缩写，只使用筛选编号。",
+        "en": "That screening code is not valid: use 3–32 letters, digits or dashes, with at "
+        "least one digit, as your site issues them (e.g. S-104). Never use the patient's name "
+        "or initials.",
+        "zh": "筛选编号无效：请使用 3–32 个字母、数字或短横线，且至少包含一个数字，按本中心规则编号"
+        "（例如 S-104）。请勿使用患者姓名或缩写。",
     },
     "code_taken": {
         "en": "Screening code {code} is already in use.",

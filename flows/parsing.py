@@ -244,7 +244,9 @@ def _read_lab_value(analyte: Analyte, text: str) -> tuple[Decimal, str, Decimal,
     return number, key, convert(analyte, number, key), remainder
 
 
-def _parse_lab(question: LabQuestion, text: str, limits: Sequence[Decimal]) -> ParseResult:
+def _parse_lab(
+    question: LabQuestion, text: str, limits: Sequence[Decimal], value_limits: Sequence[Decimal]
+) -> ParseResult:
     analyte = ANALYTES[question.analyte]
     bounds = question.bounds or analyte.bounds
     folded = _fold(text)
@@ -270,6 +272,9 @@ def _parse_lab(question: LabQuestion, text: str, limits: Sequence[Decimal]) -> P
     unit_shown = analyte.display[key]
     raw_shown = with_unit(number, unit_shown)
     canonical_shown = with_unit(canonical, analyte.canonical)
+    # Echoed for reading: three significant digits ("79.6 µmol/L", not "79.578"), never
+    # across a limit; the value itself is kept exactly.
+    readable = Decimal(fmt_near(canonical, value_limits, max(0, 3 - len(str(int(canonical))))))
     checked = _bounds_check(canonical, bounds, analyte.name.en, canonical_shown)
     if isinstance(checked, Invalid):
         typed_unit = parts[0][len(parts[0].rstrip()) :]
@@ -300,7 +305,7 @@ def _parse_lab(question: LabQuestion, text: str, limits: Sequence[Decimal]) -> P
         return Invalid(msg("uln_needed", example=raw_shown, uln="1.2"))
 
     value = LabResult(analyte.key, canonical, analyte.canonical, uln)
-    normalised = canonical_shown
+    normalised = with_unit(readable, analyte.canonical)
     if value.ratio is not None:
         normalised += f" ({fmt_near(value.ratio, limits)}× ULN)"
     if key == normalise_unit(analyte.canonical):
@@ -310,7 +315,12 @@ def _parse_lab(question: LabQuestion, text: str, limits: Sequence[Decimal]) -> P
     return Parsed(value, echo, checked)
 
 
-def parse_answer(question: Question, text: str, limits: Sequence[Decimal] = ()) -> ParseResult:
+def parse_answer(
+    question: Question,
+    text: str,
+    limits: Sequence[Decimal] = (),
+    value_limits: Sequence[Decimal] = (),
+) -> ParseResult:
     """Read a typed answer for ``question``.
 
     Args:
@@ -318,6 +328,7 @@ def parse_answer(question: Question, text: str, limits: Sequence[Decimal] = ()) 
         text: What the coordinator typed.
         limits: The multiples of ULN the protocol compares the answer with
             (``Protocol.limits``): the echo never rounds across one.
+        value_limits: The values it compares the answer with, likewise.
 
     Returns:
         :class:`Parsed` with the normalised value and an echo, or :class:`Invalid` with a hint.
@@ -326,14 +337,54 @@ def parse_answer(question: Question, text: str, limits: Sequence[Decimal] = ()) 
         return Invalid(msg("empty"))
     if is_unknown(text):
         return Parsed(UNKNOWN, msg("unknown_answer"))
+    result = _parse_as(question, text, limits, value_limits)
+    if isinstance(result, Invalid) and result.hint.key == "ambiguous_separator":
+        return _ambiguous(question, text, result.hint, limits, value_limits)
+    return result
+
+
+def _parse_as(
+    question: Question, text: str, limits: Sequence[Decimal], value_limits: Sequence[Decimal]
+) -> ParseResult:
     match question:
         case ChoiceQuestion():
             return _parse_choice(question, text)
         case NumberQuestion():
             return _parse_number(question, text)
         case LabQuestion():
-            return _parse_lab(question, text, limits)
+            return _parse_lab(question, text, limits, value_limits)
     return _parse_yes_no(text)
+
+
+def _ambiguous(
+    question: Question,
+    text: str,
+    hint: Message,
+    limits: Sequence[Decimal],
+    value_limits: Sequence[Decimal],
+) -> Invalid:
+    """Offer the readings of ``1,200`` that this question accepts, and only those.
+
+    A bare ``1200`` is refused for ANC (a count in ×10⁹/L cannot be 1200), so the hint offers
+    ``1200/µL`` instead, which is accepted.
+    """
+    match = _NUMBER.match(text)
+    rest = match["rest"] if match else ""
+    offered: list[str] = []
+    for number in (hint.params["a"], hint.params["b"]):
+        candidate = f"{number}{'' if not rest or rest.startswith('/') else ' '}{rest}"
+        result = _parse_as(question, candidate, limits, value_limits)
+        if isinstance(result, Parsed):
+            offered.append(candidate)
+        elif result.hint.key == "impossible_hint_unit":
+            offered.append(result.hint.params["suggestion"])
+    if len(offered) == 2:
+        return Invalid(
+            msg("ambiguous_separator", text=hint.params["text"], a=offered[0], b=offered[1])
+        )
+    if len(offered) == 1:
+        return Invalid(msg("ambiguous_one", text=hint.params["text"], a=offered[0]))
+    return Invalid(msg("not_a_number", text=text.strip()[:40], example="9.5"))
 
 
 def format_value(value: AnswerValue) -> str:

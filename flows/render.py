@@ -6,7 +6,7 @@ so that every surface explains a verdict in the same words.
 
 from __future__ import annotations
 
-from flows.dialog import ScreeningState, current_question, missing_for, progress
+from flows.dialog import ScreeningState, current_question, missing_for, progress, verdict_of
 from flows.rules import Check, format_actual
 from flows.schema import ChoiceQuestion, LabQuestion, NumberQuestion, Protocol
 from flows.text import Lang
@@ -17,7 +17,12 @@ from flows.verdict import CriterionVerdict, Outcome, Status, Verdict
 _OPERATORS = {"eq": "=", "ne": "≠", "in": "∈", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
 
 _WORDS: dict[str, dict[Lang, str]] = {
-    "question_of": {"en": "Question {pos} of {total}", "zh": "第 {pos}/{total} 题"},
+    "question_of": {
+        "en": "Question {pos} · up to {left} more",
+        "zh": "第 {pos} 题 · 最多还有 {left} 题",
+    },
+    "question_last": {"en": "Question {pos} · the last", "zh": "第 {pos} 题 · 最后一题"},
+    "criterion_text": {"en": "{name}: “{text}”", "zh": "{name}：“{text}”"},
     "criterion": {"en": "Criterion", "zh": "标准"},
     "criteria": {"en": "Criteria", "zh": "标准"},
     "required": {"en": "required", "zh": "要求"},
@@ -26,7 +31,6 @@ _WORDS: dict[str, dict[Lang, str]] = {
         "en": "Not eligible: criterion {number} is not met.",
         "zh": "不符合入组条件：未满足标准 {number}。",
     },
-    "because": {"en": "Because", "zh": "原因"},
     "review": {
         "en": "Needs the investigator's decision on criterion {number}.",
         "zh": "需研究者裁定标准 {number}。",
@@ -52,6 +56,10 @@ _WORDS: dict[str, dict[Lang, str]] = {
         "则患者不符合入组条件。",
     },
     "eligible": {"en": "Eligible: every criterion is met.", "zh": "符合入组条件：所有标准均满足。"},
+    "eligible_approved": {
+        "en": "Eligible: every criterion is met, except those the investigator approved (☑️).",
+        "zh": "符合入组条件：除研究者已批准的标准（☑️）外，所有标准均满足。",
+    },
     "approved": {"en": "approved by the investigator", "zh": "研究者已批准"},
     "rejected": {"en": "rejected by the investigator", "zh": "研究者已否决"},
     "between": {
@@ -73,6 +81,26 @@ _MARK = {
     Outcome.NOT_MET: "❌",
     Outcome.UNKNOWN: "❓",
     Outcome.NOT_APPLICABLE: "➖",
+}
+_LEGEND: dict[str, dict[Lang, str]] = {
+    "approved": {
+        "en": "☑️ {name} — not met, approved by the investigator: {reason}",
+        "zh": "☑️ {name} — 未满足，研究者已批准：{reason}",
+    },
+    "rejected": {
+        "en": "❌ {name} — rejected by the investigator: {reason}",
+        "zh": "❌ {name} — 研究者已否决：{reason}",
+    },
+    "awaiting": {
+        "en": "⚖️ {name} — awaiting the investigator's decision",
+        "zh": "⚖️ {name} — 待研究者裁定",
+    },
+    "not_reached": {
+        "en": "⏹ {name} — not reached (screening stopped)",
+        "zh": "⏹ {name} — 未询问（筛选已终止）",
+    },
+    "pending": {"en": "❓ {name} — result pending", "zh": "❓ {name} — 结果待出"},
+    "not_applicable": {"en": "➖ {name} — not applicable", "zh": "➖ {name} — 不适用"},
 }
 
 
@@ -169,12 +197,16 @@ def outcome_text(protocol: Protocol, state: ScreeningState, verdict: Verdict, la
     if verdict.status is Status.INELIGIBLE:
         for cv in verdict.excluded_by:
             criterion = protocol.criteria_by_id[cv.criterion_id]
+            # The deciding answer first, the criterion's full wording after it.
             lines.append(word("excluded", lang, number=criterion.number))
-            lines.append(f"“{criterion.text.get(lang)}”")
-            lines.append(f"{word('because', lang)}:")
             lines += _reasons(protocol, cv, answers, lang)
             if cv.decision is not None:
                 lines.append(f"  ({word('rejected', lang)}: {cv.decision.reason})")
+            lines.append(
+                word(
+                    "criterion_text", lang, name=criterion.name(lang), text=criterion.text.get(lang)
+                )
+            )
         return "\n".join(lines)
     review, pending = verdict.awaiting_review, verdict.unknown
     if review and pending:
@@ -198,21 +230,51 @@ def outcome_text(protocol: Protocol, state: ScreeningState, verdict: Verdict, la
     if review and pending:
         lines.append(word("review_then_results_next", lang))
     if not lines and verdict.status is Status.ELIGIBLE:
-        lines.append(word("eligible", lang))
+        approved = any(cv.decision is not None for cv in verdict.criteria)
+        lines.append(word("eligible_approved" if approved else "eligible", lang))
     return "\n".join(lines)
 
 
 def summary(protocol: Protocol, verdict: Verdict, lang: Lang) -> str:
-    """One line per criterion: mark, number and outcome (with any investigator decision)."""
+    """One line per criterion: its mark, number and short name, and what is special about it.
+
+    Met ✅ and not met ❌ are plain; a criterion the investigator approved ☑️, one awaiting
+    their decision ⚖️, one whose result is pending ❓ and one the screening stopped before ⏹
+    each have a mark and words of their own.
+    """
+    stopped = verdict.status is Status.INELIGIBLE
     lines = []
     for cv in verdict.criteria:
-        number = criterion_number(protocol, cv.criterion_id)
-        line = f"{_MARK[cv.outcome]} {word('criterion', lang)} {number}"
+        criterion = protocol.criteria_by_id[cv.criterion_id]
+        name = criterion.name(lang)
+        key = None
         if cv.decision is not None:
-            decided = word("approved" if cv.decision.approve else "rejected", lang)
-            line += f" — {decided}: {cv.decision.reason}"
-        lines.append(line)
+            key = "approved" if cv.decision.approve else "rejected"
+        elif cv.awaits_review:
+            key = "awaiting"
+        elif cv.outcome is Outcome.UNKNOWN:
+            key = "not_reached" if stopped else "pending"
+        elif cv.outcome is Outcome.NOT_APPLICABLE:
+            key = "not_applicable"
+        if key is None:
+            lines.append(f"{_MARK[cv.outcome]} {name}")
+        else:
+            reason = cv.decision.reason if cv.decision is not None else ""
+            lines.append(_LEGEND[key][lang].format(name=name, reason=reason))
     return "\n".join(lines)
+
+
+def short_title(protocol: Protocol, lang: Lang) -> str:
+    """The trial's name for people: its summary line, else its title."""
+    return (protocol.summary or protocol.title).get(lang)
+
+
+def where_it_stands(protocol: Protocol, state: ScreeningState, lang: Lang) -> str:
+    """A few words for lists: "question 9", or the outcome ("pending results")."""
+    if current_question(protocol, state) is None:
+        return STATUS_LABEL[verdict_of(protocol, state).status][lang]
+    pos, _ = progress(protocol, state)
+    return f"第 {pos} 题" if lang == "zh" else f"question {pos}"
 
 
 def question_text(protocol: Protocol, state: ScreeningState, lang: Lang) -> str:
@@ -221,10 +283,17 @@ def question_text(protocol: Protocol, state: ScreeningState, lang: Lang) -> str:
     if question is None:
         return ""
     pos, total = progress(protocol, state)
+    left = total - pos
     served = [
         criterion_number(protocol, c) for c in protocol.criteria_of_question.get(question.id, ())
     ]
-    header = word("question_of", lang, pos=pos, total=total)
+    # How many questions are left can only shrink as answers make some irrelevant, so it is
+    # said as "up to": a total would jump ("10 of 27", then "11 of 26").
+    header = (
+        word("question_of", lang, pos=pos, left=left)
+        if left
+        else word("question_last", lang, pos=pos)
+    )
     if served:
         header += f" · {word('criteria' if len(served) > 1 else 'criterion', lang)} " + ", ".join(
             served

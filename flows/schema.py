@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from flows.text import Text
+from flows.text import Lang, Text
 from flows.values import fmt_decimal
 
 _ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -296,6 +296,7 @@ class Criterion(_Frozen):
 
     id: str
     number: str
+    short: Text | None = None
     type: Literal["inclusion", "exclusion"]
     text: Text
     rule: Expr
@@ -310,6 +311,12 @@ class Criterion(_Frozen):
         if self.applies_if is not None:
             refs += referenced_questions(self.applies_if)
         return tuple(dict.fromkeys(refs))
+
+    def name(self, lang: Lang) -> str:
+        """The criterion's number and short name when it has one: Criterion 7.1 · Creatinine."""
+        word = "标准" if lang == "zh" else "Criterion"
+        short = f" · {self.short.get(lang)}" if self.short else ""
+        return f"{word} {self.number}{short}"
 
     @cached_property
     def verdict_memo(self) -> dict[tuple[Any, ...], Any]:

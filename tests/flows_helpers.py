@@ -20,7 +20,6 @@ ELIGIBLE_WOMAN: dict[str, str] = {
     "consent_signed": "yes",
     "willing_to_comply": "yes",
     "diagnosis": "b_all_rr",
-    "cr_achieved": "yes",
     "marrow_blasts": "2",
     "peripheral_blasts": "no",
     "extramedullary": "no",

@@ -31,8 +31,8 @@ from tests.flows_helpers import ELIGIBLE_WOMAN, parsed, run
 
 
 def test_early_stop_asks_nothing_after_the_exclusion(seed: Protocol) -> None:
-    state, asked, last = run(seed, {**ELIGIBLE_WOMAN, "cr_achieved": "no"})
-    assert asked == ["consent_signed", "willing_to_comply", "diagnosis", "cr_achieved"]
+    state, asked, last = run(seed, {**ELIGIBLE_WOMAN, "marrow_blasts": "5"})
+    assert asked == ["consent_signed", "willing_to_comply", "diagnosis", "marrow_blasts"]
     assert state.at == "excluded"
     assert last is not None and last.verdict.status is Status.INELIGIBLE
     assert [cv.criterion_id for cv in last.verdict.excluded_by] == ["I2"]
@@ -135,10 +135,10 @@ def test_unknown_relevance_asks_the_question(seed: Protocol) -> None:
 
 def test_progress_counts_relevant_questions(seed: Protocol) -> None:
     state = start(seed)
-    assert progress(seed, state) == (1, 27)  # both sexes' questions, until sex is known
+    assert progress(seed, state) == (1, 26)  # both sexes' questions, until sex is known
     state, _, _ = run(seed, {k: ELIGIBLE_WOMAN[k] for k in list(ELIGIBLE_WOMAN)[:10]})
     assert current_question(seed, state) is not None
-    assert progress(seed, state) == (11, 26)
+    assert progress(seed, state) == (11, 25)
 
 
 def test_one_machine_per_protocol_version(seed: Protocol) -> None:

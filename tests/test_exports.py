@@ -74,7 +74,7 @@ def test_json_holds_everything_an_auditor_needs(transcript: Transcript, seed: Pr
         "id": seed.id,
         "registry": None,
         "title": seed.title.en,
-        "protocol_version": "1.0",
+        "protocol_version": "1.1",
         "protocol_sha256": seed.digest,
     }
     assert data["screening"]["code"] == "S-700" and data["screening"]["status"] == "eligible"
@@ -128,7 +128,7 @@ def test_pdf_text_reads_back(transcript: Transcript) -> None:
     pages = [page.extract_text() for page in reader.pages]
     text = " ".join("\n".join(pages).split())  # line breaks fall where the page is narrow
     assert len(pages) > 1
-    assert pages[0].startswith("cd19-cart-ball-consolidation v1.0 · Screening S-700")
+    assert pages[0].startswith("cd19-cart-ball-consolidation v1.1 · Screening S-700")
     assert (
         f"Page 1 of {len(pages)}" in pages[0] and f"Page {len(pages)} of {len(pages)}" in pages[-1]
     )
@@ -155,7 +155,7 @@ def test_verify_fails_on_a_tampered_export(transcript: Transcript) -> None:
     data = transcript_json(transcript)
     assert verify_transcript_json(data).ok
     edited = copy.deepcopy(data)
-    edited["events"][5]["payload"]["raw"] = "no"
+    edited["events"][5]["payload"]["raw"] = "tampered"
     report = verify_transcript_json(edited)
     assert not report.ok and report.broken_at == 6 and "altered" in (report.problem or "")
     deleted = copy.deepcopy(data)

@@ -146,7 +146,7 @@ async def test_an_investigator_cannot_take_over_a_coordinators_screening(world: 
     assert s is not None and s.unfinished and world.repo.answers(s.id) == []
     # Alice's answer buttons, replayed in his chat, record nothing either.
     first_question = next(
-        m for m in reversed(world.api.by_chat[ALICE]) if "Question 1 of" in m["text"]
+        m for m in reversed(world.api.by_chat[ALICE]) if "Question 1 ·" in m["text"]
     )
     yes = first_question["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
     await tap(chen, yes, with_button(chen.last_message(), yes))

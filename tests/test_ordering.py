@@ -174,7 +174,7 @@ async def test_a_tap_and_a_command_right_after_it_run_in_order(
     # /status came second, so it shows the question after the one the tap answered.
     replies = [m["text"] for m in api.sent[sent_before:]]
     assert len(replies) == 2
-    assert "Question 2 of" in replies[0] and "Question 2 of" in replies[1]
+    assert "Question 2 ·" in replies[0] and "Question 2 ·" in replies[1]
     await _stop(held)
 
 
@@ -188,7 +188,7 @@ async def test_a_tap_is_recorded_and_followed_while_telegram_takes_its_answer(
     press = _tap(chat, "Yes")
     begun = len(api.begun)
     await held.app.update_queue.put(Update.de_json(press, held.app.bot))
-    await _until(lambda: "Question 2 of" in chat.last_text(), api)
+    await _until(lambda: "Question 2 ·" in chat.last_text(), api)
     # All three were sent together; the first two are still on their way.
     assert sorted(api.begun[begun:]) == [
         "answerCallbackQuery",

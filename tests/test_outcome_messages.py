@@ -200,21 +200,25 @@ def test_echo_keeps_a_ratio_on_its_side_of_the_limit(seed: Protocol) -> None:
 PREGNANCY_PENDING = {**ELIGIBLE_WOMAN, "pregnancy_test": "unknown"}
 
 
-async def drive(world: BotWorld, texts: dict[str, str]) -> list[str]:
-    """Answer the seed trial question by question, typing or tapping as the screen offers."""
+async def drive(world: BotWorld, texts: dict[str, str], stop_at: str | None = None) -> list[str]:
+    """Answer the seed trial question by question, typing what ``texts`` holds for each.
+
+    Stops at the outcome, or at question ``stop_at`` before answering it.
+    """
     alice = world.chat(ALICE)
     await alice.send("/new M-101")
     seed = world.service.catalog.current()[0]
     replies: list[str] = []
-    while True:
+    for _ in range(len(seed.questions) + 1):
         s = world.repo.find_screening("M-101")
         assert s is not None
         question = current_question(seed, s.state)
-        if question is None:
+        if question is None or question.id == stop_at:
             return replies
         replies = await alice.send(texts[question.id])
         if "Record it?" in alice.last_text():
             replies = await alice.press("✔ Record")
+    raise AssertionError(f"the screening did not finish: {alice.last_text()}")
 
 
 async def test_missing_names_only_questions_asked_of_this_patient(world: BotWorld) -> None:

@@ -143,7 +143,7 @@ runner = CliRunner()
 def test_cli_check_reports_file_and_field_path(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["protocol", "check", str(SEED_FILE)])
     assert ok.exit_code == 0, ok.output
-    assert "27 questions, 13 criteria" in ok.output
+    assert "26 questions, 13 criteria" in ok.output
     bad = tmp_path / "bad.yaml"
     data = minimal()
     data["criteria"][0]["rule"] = {"q": "nope", "eq": True}

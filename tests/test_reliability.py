@@ -250,7 +250,7 @@ async def test_other_sites_screenings_stay_closed(world: BotWorld) -> None:
     repo.save_staff(Staff(6003, "South investigator", Role.INVESTIGATOR, site="South"))
     north, north_pi, south_pi = (world.chat(6001), world.chat(6002, "N"), world.chat(6003, "S"))
     await north.send("/new N-101")
-    for label in ("Yes", "Yes", "B-ALL, refractory", "Yes"):
+    for label in ("Yes", "Yes", "B-ALL, refractory"):
         await north.press(label)
     await north.send("2")
     for label in ("No", "No", "No suitable donor"):

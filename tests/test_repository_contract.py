@@ -167,7 +167,7 @@ def test_recording_answers_persists_the_state(repo: Repository, seed: Protocol) 
         reread = repo.get_screening(s.id)
         assert reread is not None
         same_state(reread.state, result.state)
-    assert s.state.at == "peripheral_blasts" and s.row_version == 6
+    assert s.state.at == "extramedullary" and s.row_version == 6
     history = repo.answers(s.id)
     assert [(a.question_id, a.raw_text, a.status) for a in history][:2] == [
         ("consent_signed", "yes", "active"),

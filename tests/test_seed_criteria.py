@@ -27,7 +27,6 @@ def test_the_reference_subject_is_eligible(seed: Protocol) -> None:
         ("diagnosis", "burkitt", "other", "I2"),
         ("diagnosis", "cml_bp", "other", "I2"),
         ("diagnosis", "b_all_new", "other", "I2"),
-        ("cr_achieved", "yes", "no", "I2"),
         ("marrow_blasts", "4.9", "5", "I2"),  # <5 %: strict
         ("peripheral_blasts", "no", "yes", "I2"),
         ("extramedullary", "no", "yes", "I2"),

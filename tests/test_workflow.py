@@ -7,6 +7,7 @@ is closed as not completed with a reason; only investigators decide, by the crit
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 
 from pypdf import PdfReader
@@ -14,7 +15,7 @@ from pypdf import PdfReader
 from bot.console import Console
 from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN
-from flows import Catalog, Protocol
+from flows import Catalog, Protocol, current_question
 from storage.exporters import transcript_json, transcript_pdf
 from storage.memory import InMemoryRepository
 from storage.records import Role, Staff
@@ -150,3 +151,106 @@ async def test_the_bot_takes_results_while_a_decision_is_outstanding(world: BotW
     await chen.send("counts recovering")
     s = world.repo.find_screening("M-101")
     assert s is not None and s.status == "eligible"
+
+
+async def test_a_label_before_one_value_is_read_at_its_question(world: BotWorld) -> None:
+    await drive(world, ELIGIBLE_WOMAN, stop_at="hemoglobin")
+    alice = world.chat(ALICE)
+    await alice.send("ANC 1.2")
+    assert "'ANC' labels another value (ANC); this question asks for Hemoglobin" in (
+        alice.last_text()
+    )
+    reply = await alice.send("Hb 9.5 g/dL")
+    assert "✔ 9.5 g/dL = 95 g/L" in reply[0]
+    s = world.repo.find_screening("M-101")
+    assert s is not None and s.state.answers["hemoglobin"].value == 95  # type: ignore[union-attr]
+    # A comma that may be a decimal point: the hint offers only what the question accepts.
+    hint = await alice.send("1,200")
+    assert "Type e.g. 1200/µL or 1.200." in hint[0]
+    assert "✔ 1200/µL = 1.2 ×10⁹/L" in (await alice.send("1200/µL"))[0]
+
+
+async def test_an_approval_is_marked_as_such(world: BotWorld) -> None:
+    await drive(world, REVIEW_ONLY)
+    chen = world.chat(CHEN, "Dr Chen")
+    await chen.send("/review")
+    await chen.press("M-101")
+    # Typing instead of tapping is answered with a pointer to the buttons.
+    reply = await chen.send("approve")
+    assert "To decide, tap Approve or Reject" in reply[0]
+    await chen.press("Approve 8.2")
+    await chen.send("counts recovering")
+    screen = world.chat(ALICE).last_text()
+    await world.chat(ALICE).send("/status")
+    screen = world.chat(ALICE).last_text()
+    assert "Eligible: every criterion is met, except those the investigator approved (☑️)." in (
+        screen
+    )
+    assert (
+        "☑️ Criterion 8.2 · Blood counts — not met, approved by the investigator: "
+        "counts recovering" in screen
+    )
+    assert "❌" not in screen
+
+
+async def test_an_early_stop_leads_with_the_deciding_answer(world: BotWorld) -> None:
+    texts = {**ELIGIBLE_WOMAN, "age": "12"}
+    replies = await drive(world, texts)
+    text = replies[-1]
+    lines = text.split("\n")
+    first = lines.index("[M-101] Not eligible: criterion 3 is not met.")
+    assert lines[first + 1] == "  • Age: 12 years; required between 14 and 80 (inclusive)"
+    assert lines[first + 2].startswith("Criterion 3 · Age: “Aged between 14 and 80")
+    assert "⏹ Criterion 4 · ECOG — not reached (screening stopped)" in text
+    assert "❓" not in text
+
+
+async def test_progress_never_jumps_and_resume_buttons_fit_a_phone(world: BotWorld) -> None:
+    alice = world.chat(ALICE)
+    headers: list[tuple[int, int]] = []
+    await alice.send("/new M-105")
+    seed = world.service.catalog.current()[0]
+    while True:
+        found = re.search(r"Question (\d+) · (?:up to (\d+) more|the last)", alice.last_text())
+        if found is None:
+            break
+        headers.append((int(found[1]), int(found[2] or 0)))
+        s = world.repo.find_screening("M-105")
+        assert s is not None
+        question = current_question(seed, s.state)
+        assert question is not None
+        if question.id == "sex":
+            await alice.send("/resume")
+            label = alice.last_message()["reply_markup"]["inline_keyboard"][0][0]["text"]
+            assert label == "M-105 · question 9 · 0 min"
+        await alice.send(ELIGIBLE_WOMAN[question.id])
+    positions = [pos for pos, _ in headers]
+    assert positions == list(range(1, len(headers) + 1))
+    totals = [pos + left for pos, left in headers]
+    assert totals == sorted(totals, reverse=True)  # can only shrink (skip logic)
+    assert headers[-1][1] == 0
+
+
+def test_no_internal_names_in_messages(seed: Protocol) -> None:
+    out = console(InMemoryRepository(), seed, ["/new Jones", "/new W-109", "Other", "/confirm"])
+    text = "\n".join(out)
+    assert "use 3–32 letters, digits or dashes, with at least one digit" in text
+    assert "^[A-Za-z0-9]" not in text
+    out = console(InMemoryRepository(), seed, ["/new W-110", "yes", "yes", "Other", "/confirm"])
+    assert "Screening W-110 closed (exclusion confirmed)." in out
+    assert not any("exclusion_confirmed" in line or "needs_review" in line for line in out)
+
+
+async def test_the_trial_is_named_by_its_short_title(world: BotWorld) -> None:
+    reply = await world.chat(ALICE).send("/new M-106")
+    assert "Screening M-106 started (CD19 CAR-T consolidation in B-ALL" in reply[0]
+    assert "cd19-cart-ball-consolidation" not in reply[0]
+
+
+def test_transitions_logs_only_problems() -> None:
+    import logging
+
+    from bot.runner import configure_logging
+
+    configure_logging("INFO")
+    assert not logging.getLogger("transitions").isEnabledFor(logging.INFO)
