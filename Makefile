@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint check console bench clean
+.PHONY: run test lint check console staff export bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,15 @@ run: $(VENV)/.installed
 
 console: $(VENV)/.installed
 	$(BIN)/prescreen console
+
+# What operators run, without activating the virtual environment:
+#   make staff ARGS="add 222333444 'Dr Chen' --role investigator"
+#   make export ARGS="transcripts.zip --status eligible"
+staff: $(VENV)/.installed
+	$(BIN)/prescreen staff $(or $(ARGS),list)
+
+export: $(VENV)/.installed
+	$(BIN)/prescreen export $(ARGS)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

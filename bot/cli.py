@@ -161,7 +161,10 @@ def staff_add(
     site: Annotated[str | None, typer.Option(help="Site, when screenings are per site.")] = None,
 ) -> None:
     """Authorise a staff member, or change one's name, role or site."""
-    saved = _container().repo.save_staff(Staff(telegram_id, name, role, True, site))
+    if not name.strip():
+        typer.echo("error: the name is empty; give the person's display name", err=True)
+        raise typer.Exit(2)
+    saved = _container().repo.save_staff(Staff(telegram_id, name.strip(), role, True, site))
     typer.echo(f"{saved.telegram_id} {saved.display_name}: {saved.role.value}, active")
 
 
@@ -197,6 +200,7 @@ def staff_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
             )
         )
         return
+    typer.echo("telegram_id\tname\trole\tstate\tsite")
     for s in staff:
         typer.echo(
             f"{s.telegram_id}\t{s.display_name}\t{s.role.value}\t"
