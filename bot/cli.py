@@ -19,6 +19,7 @@ from flows.loader import check_protocol_file
 from storage.audit import ChainReport, verify_entries
 from storage.db import current_revision, head_revision, make_engine, upgrade
 from storage.records import Role, Screening, Staff
+from storage.replay import verify
 from storage.repository import Repository
 
 app = typer.Typer(help="Prescreen: pre-screen patients for clinical trials.", no_args_is_help=True)
@@ -139,13 +140,35 @@ def audit_verify(
             raise typer.Exit(1)
         return
     container = _container()
-    codes = [code] if code else container.repo.audited_codes()
-    results = [_report(verify_entries(c, container.repo.audit_events(c))) for c in codes]
-    if code and not container.repo.audit_events(code):
+    repo = container.repo
+    codes = [code] if code else repo.audited_codes()
+    if code and not repo.audit_events(code):
         typer.echo(f"{code}: no audit events (unknown screening?)")
         raise typer.Exit(1)
+    if not codes:
+        typer.echo("Nothing to verify: the database holds no screenings.")
+        return
+    results = [_verify_one(container, c) for c in codes]
     if not all(results):
         raise typer.Exit(1)
+
+
+def _verify_one(container: Container, code: str) -> bool:
+    """The chain, then the stored rows against a replay of the events (storage.replay)."""
+    from bot.service import ScreeningService
+
+    chain = verify_entries(code, container.repo.audit_events(code))
+    if not chain.ok:
+        return _report(chain)
+    screening = container.repo.find_screening(code)
+    if screening is None:
+        typer.echo(f"{code}: FAILED verification: events without a screening row")
+        return False
+    service = ScreeningService(container.repo, container.catalog, container.settings.code_pattern)
+    problems = verify(container.repo, screening, service.protocol_for(screening))
+    for problem in problems:
+        typer.echo(f"{code}: FAILED verification: {problem}")
+    return not problems and _report(chain)
 
 
 # --- staff ------------------------------------------------------------------------------------
@@ -257,7 +280,7 @@ def export(
     """Export transcripts (PDF, CSV, JSON per screening) into a ZIP; everything by default."""
     from bot.service import ScreeningService
     from storage.exporters import write_zip
-    from storage.transcript import build_transcripts
+    from storage.transcript import Transcript, build_transcripts
 
     container = _container()
     service = ScreeningService(container.repo, container.catalog, container.settings.code_pattern)
@@ -272,14 +295,31 @@ def export(
             timezone=container.settings.timezone,
             now=datetime.now(UTC),
         )
+        failed: list[str] = []
+
+        def noting_failures(items: Iterator[Transcript]) -> Iterator[Transcript]:
+            for t in items:
+                if t.failures:
+                    failed.append(t.screening.code)
+                yield t
+
         with out.open("wb") as target:
             count = write_zip(
                 target,
-                transcripts,
+                noting_failures(transcripts),
                 [f.strip() for f in formats.split(",")],
                 workers=workers or container.settings.pdf_workers,
             )
     typer.echo(f"{count} screening(s) exported to {out}")
+    if failed:
+        typer.echo(
+            f"error: {len(failed)} failed verification and are marked so in their transcripts: "
+            + ", ".join(failed[:20])
+            + (" …" if len(failed) > 20 else "")
+            + " (prescreen audit verify says why)",
+            err=True,
+        )
+        raise typer.Exit(1)
     if code is not None and count == 0:
         raise typer.Exit(1)
 

@@ -62,6 +62,11 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "for the reason. (/review lists the screenings awaiting a decision.)",
         "zh": "如需裁定，请点击标准下方的“批准”或“否决”，随后填写理由。（/review 列出待裁定的筛选。）",
     },
+    "export_failed": {
+        "en": "⚠️ Transcript of {code}: FAILED VERIFICATION. The stored record does not match "
+        "its audit trail; the transcript says where. Tell your administrator.",
+        "zh": "⚠️ 筛选 {code} 的记录未通过校验：存储的记录与审计轨迹不符，详见记录。请告知管理员。",
+    },
     "private_only": {
         "en": "I work only in a private chat with research staff: screening data has no place "
         "in a group. Please write to me directly.",

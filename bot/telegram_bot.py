@@ -695,7 +695,11 @@ class PrescreenBot:
             chat.id,
             transcript_pdf(transcript),
             filename=f"{screening.code}.pdf",
-            caption=t("export_caption", lang, code=screening.code),
+            caption=t(
+                "export_failed" if transcript.failures else "export_caption",
+                lang,
+                code=screening.code,
+            ),
         )
         await context.bot.send_document(chat.id, data.encode(), filename=f"{screening.code}.json")
 

@@ -85,6 +85,8 @@ def transcript_json(t: Transcript) -> dict[str, Any]:
             "head": t.chain.head,
             "problem": t.chain.problem,
         },
+        # Only on failure, so that a verified transcript's bytes do not change.
+        **({"verification": {"failed": True, "problems": list(t.failures)}} if t.failures else {}),
     }
 
 
@@ -163,6 +165,8 @@ def transcript_csv(t: Transcript) -> str:
     out = io.StringIO()
     # Rows as tuples: a dictionary a row (csv.DictWriter) took twice as long.
     writer = csv.writer(out)
+    if t.failures:
+        writer.writerow(["FAILED VERIFICATION", "; ".join(t.failures)])
     writer.writerow(CSV_COLUMNS)
     writer.writerows(transcript_rows(t))
     return out.getvalue()
@@ -180,6 +184,10 @@ def transcript_document(t: Transcript) -> PdfDocument:
 
     s, p = t.screening, t.protocol
     heading(f"Screening transcript {s.code}")
+    if t.failures:
+        para("FAILED VERIFICATION: the stored record does not match its audit trail.", Style.STRONG)
+        for problem in t.failures:
+            para(f"• {problem}", Style.BULLET)
     para(p.title.en)
     para(f"Trial {p.id} · registry {p.registry or 'not given'} · protocol version {p.version}")
     para(f"Protocol sha256 {p.digest}")

@@ -8,7 +8,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from flows import AnswerRecorded, AnswerRetired, Protocol, ScreeningState, Step
+from flows import (
+    AnswerRecorded,
+    AnswerRetired,
+    DecisionRecorded,
+    DecisionWithdrawn,
+    Protocol,
+    ScreeningState,
+    Step,
+)
 from flows.dialog import Event
 from storage.audit import GENESIS, next_link, step_events
 from storage.records import (
@@ -17,6 +25,7 @@ from storage.records import (
     AuditEntry,
     CloseKind,
     CodeTaken,
+    DecisionEntry,
     DuplicateUpdate,
     Screening,
     Staff,
@@ -40,6 +49,7 @@ class InMemoryRepository:
         self._protocols: dict[str, Protocol] = {}
         self._screenings: dict[int, Screening] = {}
         self._answers: dict[int, list[AnswerEntry]] = {}
+        self._decisions: dict[int, list[DecisionEntry]] = {}
         self._audit: dict[str, list[AuditEntry]] = {}
         self._updates: set[int] = set()
 
@@ -228,6 +238,16 @@ class InMemoryRepository:
                             change.question_id, raw_text, change.value, actor, now, "active"
                         )
                     )
+            decided = self._decisions.setdefault(screening.id, [])
+            for change in result.changes:
+                if isinstance(change, DecisionRecorded):
+                    d = change.decision
+                    decided.append(DecisionEntry(d.criterion_id, d.approve, d.reason, actor))
+                elif isinstance(change, DecisionWithdrawn):
+                    cid = change.decision.criterion_id
+                    decided[:] = [
+                        replace(e, withdrawn=True) if e.criterion_id == cid else e for e in decided
+                    ]
             for kind, payload in step_events(event, result, raw_text, reason):
                 self._append_audit(current.code, kind, payload, actor, now)
             updated = replace(
@@ -282,6 +302,10 @@ class InMemoryRepository:
     def answers(self, screening_id: int) -> list[AnswerEntry]:
         """See :class:`storage.repository.Repository`."""
         return list(self._answers.get(screening_id, []))
+
+    def decisions(self, screening_id: int) -> list[DecisionEntry]:
+        """See :class:`storage.repository.Repository`."""
+        return list(self._decisions.get(screening_id, []))
 
     def audit_events(self, code: str) -> list[AuditEntry]:
         """See :class:`storage.repository.Repository`."""

@@ -107,6 +107,17 @@ class AnswerEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionEntry:
+    """An investigator's decision as stored; ``withdrawn`` once a correction voided it."""
+
+    criterion_id: str
+    approve: bool
+    reason: str
+    decided_by: int
+    withdrawn: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One append-only audit event, chained to the previous one of its screening."""
 

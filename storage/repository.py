@@ -13,7 +13,15 @@ from typing import Protocol as Interface
 
 from flows import Protocol, ScreeningState, Step
 from flows.dialog import Event
-from storage.records import AnswerEntry, AuditEntry, CloseKind, Screening, Staff, Visitor
+from storage.records import (
+    AnswerEntry,
+    AuditEntry,
+    CloseKind,
+    DecisionEntry,
+    Screening,
+    Staff,
+    Visitor,
+)
 
 
 class Repository(Interface):
@@ -138,6 +146,10 @@ class Repository(Interface):
     # --- history ---
     def answers(self, screening_id: int) -> list[AnswerEntry]:
         """Every answer ever given in a screening, in the order given."""
+        ...
+
+    def decisions(self, screening_id: int) -> list[DecisionEntry]:
+        """Every investigator decision in a screening, in the order decided."""
         ...
 
     def audit_events(self, code: str) -> list[AuditEntry]:

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
+import sqlmodel
 from sqlalchemy import (
     BindParameter,
     Connection,
@@ -57,6 +58,7 @@ from storage.records import (
     AuditEntry,
     CloseKind,
     CodeTaken,
+    DecisionEntry,
     DuplicateUpdate,
     Role,
     Screening,
@@ -1098,6 +1100,21 @@ class SqlRepository:
                     a.change_reason,
                 )
                 for a in rows
+            ]
+
+    def decisions(self, screening_id: int) -> list[DecisionEntry]:
+        """See :class:`storage.repository.Repository`."""
+        with sqlmodel.Session(self.engine) as session:
+            rows = session.exec(
+                sqlmodel.select(DecisionRow)
+                .where(DecisionRow.screening_id == screening_id)
+                .order_by(sqlmodel.col(DecisionRow.id))
+            )
+            return [
+                DecisionEntry(
+                    r.criterion_id, r.approve, r.reason, r.decided_by, r.withdrawn_at is not None
+                )
+                for r in rows
             ]
 
     def audit_events(self, code: str) -> list[AuditEntry]:

@@ -26,6 +26,7 @@ from flows.values import value_from_json
 from flows.verdict import Outcome
 from storage.audit import ChainReport, verify_entries
 from storage.records import CLOSE_STATUSES, CLOSE_WORDS, AuditEntry, Screening, Staff
+from storage.replay import check
 from storage.repository import Repository
 
 
@@ -73,6 +74,15 @@ class Transcript:
     chain: ChainReport
     generated_at: datetime
     timezone: str
+    problems: tuple[str, ...] = ()
+    """Where the stored rows differ from a replay of the events (``storage.replay``)."""
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """Why this transcript failed verification; empty when it verifies."""
+        if not self.chain.ok:
+            return (f"audit chain broken at event {self.chain.broken_at}: {self.chain.problem}",)
+        return self.problems
 
     def local(self, moment: datetime) -> datetime:
         """A timestamp in the site's time zone."""
@@ -201,6 +211,14 @@ def build_transcript(
         )
         for e in entries
     )
+    chain = verify_entries(screening.code, entries)
+    problems = (
+        check(
+            protocol, screening, entries, repo.answers(screening.id), repo.decisions(screening.id)
+        )
+        if chain.ok
+        else ()
+    )
     verdict = verdict_of(protocol, screening.state)
     answers = dict(screening.state.answers)
     criteria = []
@@ -228,9 +246,10 @@ def build_transcript(
             else STATUS_LABEL[verdict.status]["en"]
         ),
         signed_by=staff.person(signed) if signed is not None else None,
-        chain=verify_entries(screening.code, entries),
+        chain=chain,
         generated_at=now,
         timezone=timezone,
+        problems=tuple(problems),
     )
 
 
