@@ -38,8 +38,13 @@ from storage.db import upgrade
 from storage.exporters import write_zip
 from storage.memory import InMemoryRepository
 from storage.records import AuditEntry, Screening, state_to_json
-from storage.sql import AUDIT, PROTOCOL, SCREENING, SqlRepository
+from storage.sql import SqlRepository
+from storage.tables import AuditEventRow, ProtocolVersion, ScreeningRow
 from storage.transcript import build_transcripts
+
+AUDIT = AuditEventRow.__table__  # type: ignore[attr-defined]  # SQLModel's table
+PROTOCOL = ProtocolVersion.__table__  # type: ignore[attr-defined]
+SCREENING = ScreeningRow.__table__  # type: ignore[attr-defined]
 
 STAFF = 100
 EXPORTED = 10_000  # the first this many screenings are complete, with a full audit trail

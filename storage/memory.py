@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from flows import (
@@ -19,6 +19,7 @@ from flows import (
 )
 from flows.dialog import Event
 from storage.audit import GENESIS, next_link, step_events
+from storage.clock import utc_now
 from storage.records import (
     CLOSE_STATUSES,
     AnswerEntry,
@@ -32,11 +33,6 @@ from storage.records import (
     StaleWrite,
     Visitor,
 )
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 class InMemoryRepository:

@@ -184,7 +184,7 @@ async def test_two_coordinators_at_once_on_postgresql_by_default(
         assert screening is not None
         events = held.repo.audit_events(code)
         assert screening.row_version == len(events)
-        assert [e.kind for e in events].count("answer_recorded") == 13
+        assert [e.kind for e in events].count("answer_recorded") == 12
         assert "Creatinine" in (alice if code == "PGT-001" else chen).last_text()
     await held.app.shutdown()
     assert held.errors == [], "a handler raised"
