@@ -296,6 +296,8 @@ class PrescreenBot:
         covers the others (a question shown again, a hint, a list), whose redelivery would
         otherwise be answered twice.
         """
+        if _user_data(context).get("claimed") == update.update_id:
+            return  # recorded with what it changed, in one transaction
         try:
             await self.db(self.repo.mark_processed, update.update_id)
         except OperationalError:
@@ -403,6 +405,8 @@ class PrescreenBot:
             return
         lang = self.lang(update, context)
         chat = _chat_data(context)
+        if isinstance(outcome, Recorded):
+            _user_data(context)["claimed"] = update.update_id
         match outcome:
             case Recorded(screening=stored, echo=echo):
                 lines = [echo_prefix] if echo_prefix else []

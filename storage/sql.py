@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, exists, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -118,6 +118,7 @@ class SqlRepository:
         self._write = writer(engine)
         self._clock = clock
         self._locks = engine.dialect.name == "postgresql"  # row locks; SQLite locks the file
+        self._stored: set[str] = set()  # protocol versions this process knows are stored
 
     def _reading(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -162,18 +163,20 @@ class SqlRepository:
 
     def visitor(self, telegram_id: int, update_id: int) -> Visitor:
         """See :class:`storage.repository.Repository`."""
+        # One query, as every update starts with it: the person, their current screening,
+        # and whether the update was processed.
+        seen = exists().where(col(ProcessedUpdate.update_id) == update_id).label("seen")
+        query = (
+            select(StaffMember, ScreeningRow, seen)
+            .outerjoin(ScreeningRow, col(ScreeningRow.id) == StaffMember.current_screening_id)
+            .where(StaffMember.telegram_id == telegram_id)
+        )
         with self._reading() as session:
-            seen = session.get(ProcessedUpdate, update_id) is not None
-            row = session.exec(
-                select(StaffMember).where(StaffMember.telegram_id == telegram_id)
-            ).first()
-            if row is None:
-                return Visitor(None, None, bool(seen))
-            current = None
-            if row.current_screening_id is not None:
-                found = session.get(ScreeningRow, row.current_screening_id)
-                current = _screening(found) if found is not None else None
-            return Visitor(_staff(row), current, bool(seen))
+            found = session.exec(query).first()
+            if found is None:
+                return Visitor(None, None, self.seen_update(update_id))
+            staff, current, was_seen = found
+            return Visitor(_staff(staff), _screening(current) if current else None, bool(was_seen))
 
     def list_staff(self) -> list[Staff]:
         """See :class:`storage.repository.Repository`."""
@@ -285,12 +288,10 @@ class SqlRepository:
         """
         if update_id is None:
             return
-        if session.get(ProcessedUpdate, update_id) is not None:
-            raise DuplicateUpdate(update_id)
         session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
         try:
             session.flush()
-        except IntegrityError as exc:  # claimed by a concurrent transaction meanwhile
+        except IntegrityError as exc:  # claimed before, here or by another process
             raise DuplicateUpdate(update_id) from exc
 
     def _locked(self, session: Session, screening: Screening) -> ScreeningRow:
@@ -344,7 +345,9 @@ class SqlRepository:
         site: str | None = None,
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
-        self.save_protocol(protocol)
+        if protocol.digest not in self._stored:  # versions are never changed or removed
+            self.save_protocol(protocol)
+            self._stored.add(protocol.digest)
         now = self._clock()
         try:
             with self._writing() as session, session.begin():
@@ -426,13 +429,19 @@ class SqlRepository:
         """Write one change of a step to the answer and decision rows."""
         match change:
             case AnswerRecorded() | AnswerRetired():
-                active = session.exec(
-                    select(AnswerRow).where(
-                        AnswerRow.screening_id == sid,
-                        AnswerRow.question_id == change.question_id,
-                        AnswerRow.status == "active",
-                    )
-                ).all()
+                # A first answer has no active row to supersede (most answers are first ones).
+                first = isinstance(change, AnswerRecorded) and change.previous is None
+                active = (
+                    []
+                    if first
+                    else session.exec(
+                        select(AnswerRow).where(
+                            AnswerRow.screening_id == sid,
+                            AnswerRow.question_id == change.question_id,
+                            AnswerRow.status == "active",
+                        )
+                    ).all()
+                )
                 new = None
                 if isinstance(change, AnswerRecorded):
                     new = AnswerRow(
