@@ -33,14 +33,14 @@ from flows import (
     step,
 )
 from flows.loader import BUNDLED_DIR, load_protocol
+from reports.exporters import write_zip
+from reports.transcript import build_transcripts
 from storage.audit import GENESIS, next_link
 from storage.db import upgrade
-from storage.exporters import write_zip
 from storage.memory import InMemoryRepository
 from storage.records import AuditEntry, Screening, state_to_json
 from storage.sql import SqlRepository
 from storage.tables import AuditEventRow, ProtocolVersion, ScreeningRow
-from storage.transcript import build_transcripts
 
 AUDIT = AuditEventRow.__table__  # type: ignore[attr-defined]  # SQLModel's table
 PROTOCOL = ProtocolVersion.__table__  # type: ignore[attr-defined]

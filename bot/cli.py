@@ -9,17 +9,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from bot.container import Container, build
 from bot.settings import load_settings
 from flows.diagram import mermaid
 from flows.loader import check_protocol_file
+from reports.replay import verify
 from storage.audit import ChainReport, verify_entries
-from storage.db import current_revision, head_revision, make_engine, upgrade
-from storage.records import Role, Screening, Staff
-from storage.replay import verify
+from storage.db import (
+    current_revision,
+    head_revision,
+    make_engine,
+    safe_url,
+    sqlite_file_missing,
+    unavailable_as_storage_error,
+    upgrade,
+)
+from storage.records import Role, Screening, Staff, StorageUnavailable
 from storage.repository import Repository
 
 app = typer.Typer(help="Prescreen: pre-screen patients for clinical trials.", no_args_is_help=True)
@@ -39,19 +45,15 @@ def _container() -> Container:
     settings = load_settings()
     try:
         return build(settings)
-    except OperationalError as exc:
+    except StorageUnavailable as exc:
         typer.echo(
-            f"error: cannot reach the database {_safe_url(settings.database_url)}: {exc.orig}",
+            f"error: cannot reach the database {safe_url(settings.database_url)}: {exc}",
             err=True,
         )
         raise typer.Exit(2) from exc
     except Exception as exc:  # a clear message instead of a traceback for set-up problems
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-
-
-def _safe_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 # --- protocol ---------------------------------------------------------------------------------
@@ -88,16 +90,36 @@ def protocol_diagram(file: FileArg) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database named by the settings to the newest schema."""
-    engine = make_engine(load_settings().database_url)
-    upgrade(engine)
-    typer.echo(f"database at revision {current_revision(engine)}")
+    url = load_settings().database_url
+    try:
+        with unavailable_as_storage_error():
+            engine = make_engine(url)
+            upgrade(engine)
+            typer.echo(f"{safe_url(url)}: at revision {current_revision(engine)}")
+    except StorageUnavailable as exc:
+        typer.echo(f"error: cannot reach the database {safe_url(url)}: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @db_app.command("status")
 def db_status() -> None:
-    """Show the database's schema revision and the newest one."""
-    engine = make_engine(load_settings().database_url)
-    typer.echo(f"database: {current_revision(engine) or 'empty'}; newest: {head_revision()}")
+    """Show which database the settings name, its schema revision and the newest one."""
+    url = load_settings().database_url
+    missing = sqlite_file_missing(url)
+    if missing is not None:  # a status check creates neither a folder nor a database
+        typer.echo(
+            f"{safe_url(url)}: no database at {missing} yet (`prescreen db upgrade` or the "
+            "bot's start creates it)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    try:
+        with unavailable_as_storage_error():
+            revision = current_revision(make_engine(url))
+    except StorageUnavailable as exc:
+        typer.echo(f"error: cannot reach the database {safe_url(url)}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{safe_url(url)}: at {revision or 'empty'}; newest: {head_revision()}")
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -129,7 +151,7 @@ def audit_verify(
 ) -> None:
     """Recompute the audit hash chain(s) and report the first broken link."""
     if file is not None:
-        from storage.exporters import verify_transcript_json
+        from reports.exporters import verify_transcript_json
 
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
@@ -154,7 +176,7 @@ def audit_verify(
 
 
 def _verify_one(container: Container, code: str) -> bool:
-    """The chain, then the stored rows against a replay of the events (storage.replay)."""
+    """The chain, then the stored rows against a replay of the events (reports.replay)."""
     from bot.service import ScreeningService
 
     chain = verify_entries(code, container.repo.audit_events(code))
@@ -279,8 +301,8 @@ def export(
 ) -> None:
     """Export transcripts (PDF, CSV, JSON per screening) into a ZIP; everything by default."""
     from bot.service import ScreeningService
-    from storage.exporters import write_zip
-    from storage.transcript import Transcript, build_transcripts
+    from reports.exporters import write_zip
+    from reports.transcript import Transcript, build_transcripts
 
     container = _container()
     service = ScreeningService(container.repo, container.catalog, container.settings.code_pattern)
@@ -334,7 +356,7 @@ def report(
 ) -> None:
     """The screening log: counts per trial and period, without any identifier."""
     from bot.service import ScreeningService
-    from storage.report import screening_log
+    from reports.report import screening_log
 
     if period not in {"day", "week", "month", "year"}:
         raise typer.BadParameter("period must be day, week, month or year")

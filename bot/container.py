@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from bot.settings import Settings
 from flows import Catalog, load_catalog
 from flows.loader import BUNDLED_DIR
-from storage.db import Checkpointer, ensure_schema, make_engine
+from storage.db import Checkpointer, DbEngine, ensure_schema, make_engine
 from storage.records import Role, Staff
 from storage.repository import Repository
 from storage.sql import SqlRepository
@@ -20,7 +18,7 @@ class Container:
     """Everything the bot, the console and the CLI need, wired once."""
 
     settings: Settings
-    engine: Engine
+    engine: DbEngine
     repo: Repository
     catalog: Catalog
     checkpointer: Checkpointer | None = None

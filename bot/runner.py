@@ -8,8 +8,6 @@ from contextlib import nullcontext
 from typing import Any, Final
 from urllib.parse import urlparse
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from telegram import Update
 from telegram.ext import Application
 
@@ -17,6 +15,8 @@ from bot.container import build
 from bot.service import ScreeningService
 from bot.settings import Settings
 from bot.telegram_bot import build_application
+from storage.db import safe_url
+from storage.records import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,9 @@ def run(settings: Settings, *, webhook: bool = False) -> None:
     configure_logging(settings.log_level)
     try:
         container = build(settings, serving=True)
-    except OperationalError as exc:
-        url = make_url(settings.database_url).render_as_string(hide_password=True)
-        raise NotConfigured(f"cannot reach the database {url}: {exc.orig}") from exc
+    except StorageUnavailable as exc:
+        url = safe_url(settings.database_url)
+        raise NotConfigured(f"cannot reach the database {url}: {exc}") from exc
     service = ScreeningService(container.repo, container.catalog, settings.code_pattern)
     app = build_application(service, settings)
     log.info("serving %s", ", ".join(p.label for p in container.catalog.current()))

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy.exc import OperationalError
 from telegram import BotCommand, CallbackQuery, Update
 from telegram import Message as TelegramMessage
 from telegram.constants import ChatType, MessageLimit
@@ -94,9 +93,9 @@ from flows.render import (
 from flows.schema import ChoiceQuestion, Question, YesNoQuestion
 from flows.text import Lang, as_lang
 from flows.values import value_from_json, value_to_json
-from storage.exporters import transcript_json, transcript_pdf
-from storage.records import CloseKind, Role, Screening, Staff
-from storage.transcript import build_transcript
+from reports.exporters import transcript_json, transcript_pdf
+from reports.transcript import build_transcript
+from storage.records import CloseKind, Role, Screening, Staff, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +299,7 @@ class PrescreenBot:
             return  # recorded with what it changed, in one transaction
         try:
             await self.db(self.repo.mark_processed, update.update_id)
-        except OperationalError:
+        except StorageUnavailable:
             # The update was answered (an apology, if the database failed it); a redelivery
             # might be answered again, which is better than a second apology now.
             log.warning("could not mark update %s as processed", update.update_id)
@@ -1225,7 +1224,7 @@ class PrescreenBot:
             lang = as_lang(update.effective_user.language_code if update.effective_user else None)
             # A database that is down or locked is worth saying as such: nothing was recorded,
             # and trying again shortly works (connections are re-established on their own).
-            key = "db_unavailable" if isinstance(context.error, OperationalError) else "error"
+            key = "db_unavailable" if isinstance(context.error, StorageUnavailable) else "error"
             try:
                 await send_text(context.bot, update.effective_chat.id, t(key, lang, ref=ref))
             except TelegramError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import select
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,7 +18,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+from storage.records import StorageUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -30,6 +34,36 @@ def json_dumps(value: Any) -> str:
     and with non-ASCII text as UTF-8 rather than escaped.
     """
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def sqlite_file_missing(url: str) -> Path | None:
+    """The SQLite file a URL names when it does not exist yet (``None`` otherwise)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path.resolve()
+
+
+DbEngine = Engine
+"""The engine type, for callers that hold one without using SQLAlchemy themselves."""
+
+
+def safe_url(url: str) -> str:
+    """A database URL as it may be shown: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def unavailable_as_storage_error() -> Iterator[None]:
+    """Report a database that cannot be reached as :class:`StorageUnavailable`.
+
+    Callers then handle one storage error, whatever the driver, without importing SQLAlchemy.
+    """
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise StorageUnavailable(str(getattr(exc, "orig", exc) or exc)) from exc
 
 
 class SchemaOutdated(RuntimeError):
@@ -217,12 +251,13 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
     Raises:
         SchemaOutdated: The schema is behind and ``auto_upgrade`` is off.
     """
-    current, head = current_revision(engine), head_revision()
-    if current == head:
-        return
-    if auto_upgrade:
-        upgrade(engine)
-        return
+    with unavailable_as_storage_error():
+        current, head = current_revision(engine), head_revision()
+        if current == head:
+            return
+        if auto_upgrade:
+            upgrade(engine)
+            return
     raise SchemaOutdated(
         f"the database schema is at {current or 'nothing (empty database)'} but this version "
         f"needs {head}: run `prescreen db upgrade` first"

@@ -160,6 +160,10 @@ class StorageError(Exception):
     """Base of the errors storage reports to its callers."""
 
 
+class StorageUnavailable(StorageError):
+    """The database cannot be reached (down, locked, refusing); nothing was written."""
+
+
 class StaleWrite(StorageError):
     """The screening changed since it was read (another device or process wrote first)."""
 

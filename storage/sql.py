@@ -11,6 +11,7 @@ locking: ``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite write transactions b
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from flows.rules import format_actual
 from flows.values import LabResult, Quantity, value_from_json, value_to_json
 from storage.audit import next_link, step_events
 from storage.clock import utc_now
-from storage.db import writer
+from storage.db import unavailable_as_storage_error, writer
 from storage.records import (
     CLOSE_STATUSES,
     AnswerEntry,
@@ -120,11 +121,15 @@ class SqlRepository:
         self._locks = engine.dialect.name == "postgresql"  # row locks; SQLite locks the file
         self._stored: set[str] = set()  # protocol versions this process knows are stored
 
-    def _reading(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with unavailable_as_storage_error(), Session(self.engine, expire_on_commit=False) as s:
+            yield s
 
-    def _writing(self) -> Session:
-        return Session(self._write, expire_on_commit=False)
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        with unavailable_as_storage_error(), Session(self._write, expire_on_commit=False) as s:
+            yield s
 
     # --- staff ---
     def get_staff(self, telegram_id: int) -> Staff | None:

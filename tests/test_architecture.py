@@ -41,3 +41,15 @@ def test_importing_flows_loads_no_io_layer() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_storage_holds_persistence_only() -> None:
+    assert imported_modules("storage").isdisjoint({"bot", "telegram", "reports"})
+
+
+def test_reports_use_storage_and_flows_but_not_the_bot() -> None:
+    assert imported_modules("reports").isdisjoint({"bot", "telegram"})
+
+
+def test_the_bot_speaks_to_storage_not_to_the_database_library() -> None:
+    assert imported_modules("bot").isdisjoint({"sqlalchemy", "sqlmodel", "psycopg"})

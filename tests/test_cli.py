@@ -33,10 +33,12 @@ def test_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_db_upgrade_and_status(db_env: str) -> None:
     result = runner.invoke(app, ["db", "status"])
-    assert "database: empty" in result.output
+    assert result.exit_code == 1 and "no database at" in result.output
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0
-    assert f"database at revision {head_revision()}" in result.output
+    assert f"at revision {head_revision()}" in result.output
+    result = runner.invoke(app, ["db", "status"])
+    assert f"at {head_revision()}; newest: {head_revision()}" in result.output
 
 
 def test_staff_commands(db_env: str) -> None:

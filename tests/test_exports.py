@@ -19,8 +19,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from flows import Decide, Decision, GoBack, Protocol, step
-from storage.db import make_engine, upgrade
-from storage.exporters import (
+from reports.exporters import (
     transcript_csv,
     transcript_document,
     transcript_json,
@@ -28,12 +27,13 @@ from storage.exporters import (
     verify_transcript_json,
     write_zip,
 )
+from reports.pdf import REGULAR, WIDTH, PdfRenderer, wrap
+from reports.transcript import Transcript, build_transcript, build_transcripts
+from storage.db import make_engine, upgrade
 from storage.memory import InMemoryRepository
-from storage.pdf import REGULAR, WIDTH, PdfRenderer, wrap
 from storage.records import AuditEntry, Role, Screening, Staff
 from storage.repository import Repository
 from storage.sql import SqlRepository
-from storage.transcript import Transcript, build_transcript, build_transcripts
 from tests.test_repository_contract import ALICE, BOB, answer, answer_all, begin
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)

@@ -19,11 +19,11 @@ from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
 from reportlab.pdfgen.canvas import Canvas
 
 from flows import Protocol
-from storage import pdf
-from storage.exporters import transcript_document
+from reports import pdf
+from reports.exporters import transcript_document
+from reports.pdf import BOLD, REGULAR, WIDTH, Paragraph, PdfDocument, Style, render_pdf, wrap
+from reports.transcript import build_transcript
 from storage.memory import InMemoryRepository
-from storage.pdf import BOLD, REGULAR, WIDTH, Paragraph, PdfDocument, Style, render_pdf, wrap
-from storage.transcript import build_transcript
 from tests.test_exports import NOW, rich_screening
 
 
@@ -149,7 +149,7 @@ def test_fonts_are_matplotlibs_found_without_importing_it() -> None:
     script = (
         "import sys\n"
         "from datetime import UTC, datetime\n"
-        "from storage.pdf import Paragraph, PdfDocument, render_pdf\n"
+        "from reports.pdf import Paragraph, PdfDocument, render_pdf\n"
         "doc = PdfDocument('t', 'h', (Paragraph('≤ 9.5 g/dL'),), ('f',), datetime.now(UTC))\n"
         "assert render_pdf(doc).startswith(b'%PDF')\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'\n"

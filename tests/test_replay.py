@@ -16,9 +16,9 @@ from bot.cli import app
 from bot.service import Recorded, ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN
 from flows import Catalog, Protocol
+from reports.replay import verify
 from storage.db import make_engine, upgrade
 from storage.records import Role, Screening, Staff
-from storage.replay import verify
 from storage.repository import Repository
 from storage.sql import SqlRepository
 from tests.flows_helpers import ELIGIBLE_WOMAN

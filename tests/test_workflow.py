@@ -16,10 +16,10 @@ from bot.console import Console
 from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN
 from flows import Catalog, Protocol, current_question
-from storage.exporters import transcript_json, transcript_pdf
+from reports.exporters import transcript_json, transcript_pdf
+from reports.transcript import build_transcript
 from storage.memory import InMemoryRepository
 from storage.records import Role, Staff
-from storage.transcript import build_transcript
 from tests.bot_fixtures import ALICE, CHEN, BotWorld
 from tests.flows_helpers import ELIGIBLE_WOMAN
 from tests.test_outcome_messages import drive

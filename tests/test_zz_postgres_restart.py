@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from flows import Protocol
 from storage.db import make_engine, upgrade
-from storage.records import Role, Staff
+from storage.records import Role, Staff, StorageUnavailable
 from storage.sql import SqlRepository
 from tests.bot_fixtures import ALICE, start_world
 from tests.conftest import postgres_url
@@ -69,7 +69,7 @@ async def test_postgres_stopped_and_started_during_a_screening(
         try:
             reply = await alice.press("Yes", message=question)
             assert "database cannot be reached right now, so nothing was recorded" in reply[0]
-            assert world.errors and all(isinstance(e, OperationalError) for e in world.errors)
+            assert world.errors and all(isinstance(e, StorageUnavailable) for e in world.errors)
             world.errors.clear()
         finally:
             subprocess.run([*control, "start"], check=True, capture_output=True)

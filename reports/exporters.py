@@ -15,10 +15,10 @@ from typing import IO, Any
 
 import orjson
 
+from reports.pdf import Paragraph, PdfDocument, PdfRenderer, Style, render_pdf
+from reports.transcript import Person, Transcript
 from storage.audit import ChainLink, ChainReport, verify_chain
-from storage.pdf import Paragraph, PdfDocument, PdfRenderer, Style, render_pdf
 from storage.records import CLOSE_WORDS
-from storage.transcript import Person, Transcript
 
 FORMAT = "prescreen-transcript/1"
 

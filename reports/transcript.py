@@ -24,9 +24,9 @@ from flows.render import (
 )
 from flows.values import value_from_json
 from flows.verdict import Outcome
+from reports.replay import check
 from storage.audit import ChainReport, verify_entries
 from storage.records import CLOSE_STATUSES, CLOSE_WORDS, AuditEntry, Screening, Staff
-from storage.replay import check
 from storage.repository import Repository
 
 
@@ -75,7 +75,7 @@ class Transcript:
     generated_at: datetime
     timezone: str
     problems: tuple[str, ...] = ()
-    """Where the stored rows differ from a replay of the events (``storage.replay``)."""
+    """Where the stored rows differ from a replay of the events (``reports.replay``)."""
 
     @property
     def failures(self) -> tuple[str, ...]:

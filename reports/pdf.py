@@ -1,7 +1,7 @@
 """Plain PDF documents: wrapped paragraphs on A5 pages, a running header and a footer.
 
 A document is frozen data (:class:`PdfDocument`), so it can be built where the transcript is
-and drawn in another process (:mod:`storage.exporters` does, for bulk exports). Drawing uses
+and drawn in another process (:mod:`reports.exporters` does, for bulk exports). Drawing uses
 reportlab's canvas. Line breaks are computed here, before drawing, so the page count is known
 when the first footer ("Page 1 of 5") is written; they are cached, because the criteria texts
 repeat in every transcript of a trial.
