@@ -50,8 +50,7 @@ from telegram.ext import (
 )
 
 from bench.rss import peak_rss_mb
-from bot.transport import OrjsonPayload
-from tests.telegram_fake import BotFakeBotAPI, FakeBotAPI
+from tests.telegram_fake import FakeBotAPI
 
 # One eligible screening: (kind, argument); ``{code}`` is the chat's screening code.
 SCRIPT: list[tuple[str, str]] = [
@@ -184,10 +183,6 @@ class SlowBotAPI(FakeBotAPI):
     async def answer(self, name: str, params: dict[str, Any]) -> Any:
         await asyncio.sleep(self.latency)
         return await super().answer(name, params)
-
-
-class BotSlowBotAPI(OrjsonPayload, SlowBotAPI):
-    """The slow fake, its replies decoded as the bot's own transport decodes them."""
 
 
 async def drive_chats(
@@ -327,9 +322,7 @@ async def ours(
         if timers is not None:
             timers.attach(repo)  # after the set-up: only the run's calls count
         service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
-        # The bot's transport decodes replies with orjson (bot.transport); the baseline's is
-        # python-telegram-bot's default.
-        api = BotSlowBotAPI(latency) if latency else BotFakeBotAPI()
+        api = SlowBotAPI(latency) if latency else FakeBotAPI()
         settings = Settings(
             bot_token="1:bench",
             max_concurrent_updates=concurrency,

@@ -23,7 +23,7 @@ from flows.loader import BUNDLED_DIR, load_protocol
 from storage.db import Checkpointer, upgrade
 from storage.records import Role, Staff
 from storage.sql import SqlRepository
-from tests.telegram_fake import BotFakeBotAPI, FakeBotAPI
+from tests.telegram_fake import FakeBotAPI
 
 CHATS, ROUNDS = 100, 100
 
@@ -42,7 +42,7 @@ async def screen(engine: Engine, seed: Protocol) -> None:
     users = [100_000 + i for i in range(CHATS)]
     for user in users:
         repo.save_staff(Staff(user, f"U{user}", Role.COORDINATOR))
-    api = BotFakeBotAPI()
+    api = FakeBotAPI()
     app = build_application(
         ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN),
         Settings(bot_token="1:memory", _env_file=None),

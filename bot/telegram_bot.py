@@ -28,7 +28,6 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
-    BaseUpdateProcessor,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -42,7 +41,7 @@ from bot.callbacks import Action, Callback, decode
 from bot.i18n import REASONS, t
 from bot.keyboards import Button, Keyboard, button, keyboard
 from bot.ordering import PerChatUpdateProcessor
-from bot.outgoing import expect_untyped_calls, remove_buttons, send_text
+from bot.outgoing import remove_buttons, send_text
 from bot.service import (
     SIGN_MEANING,
     AlreadyProcessed,
@@ -60,7 +59,6 @@ from bot.service import (
     withdraw_access,
 )
 from bot.settings import Settings
-from bot.transport import GET_UPDATES_POOL, POOL, TelegramRequest
 from flows import (
     UNKNOWN,
     AnswerValue,
@@ -167,37 +165,19 @@ class PrescreenBot:
         self._db = (
             ThreadPoolExecutor(threads, thread_name_prefix="prescreen-db") if threads else None
         )
-        self._updates: BaseUpdateProcessor | None = None  # set by :meth:`register`
 
     async def db(self, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """Make a database call: in a worker thread while other updates are processed, or here.
+        """Make a database call, in a worker thread when the settings give threads.
 
-        On PostgreSQL every statement is a round trip. Made on the event loop, it would hold up
-        every other chat's update (and its Bot API calls) until the database answers; from a
-        worker thread, the loop goes on with them meanwhile. But with no other update being
-        processed there is nothing for the loop to go on with, and the hand-over to a thread
-        and back is pure cost: two thread wake-ups, 150–200 µs here, more than the gate's
-        whole read. So the update that is alone calls the database itself; one arriving
-        meanwhile waits for that call (a round trip) before it starts, and from then on the
-        calls are handed over. One chat's updates still wait for each other
+        On PostgreSQL every statement is a round trip: made on the event loop, it would hold up
+        every other chat's update until the database answers; from a worker thread the loop
+        goes on with them meanwhile. One chat's updates wait for each other
         (``bot.ordering``), so its calls stay in order either way.
         """
-        if self._db is None or await self._alone():
+        if self._db is None:
             return call(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db, partial(call, *args, **kwargs))
-
-    async def _alone(self) -> bool:
-        """Whether at most one update is being processed (or waits for its chat's turn).
-
-        Updates handed over together (polling's batch, say) become tasks that count only once
-        they have started: the loop is let run them first (a few µs when there are none).
-        """
-        updates = self._updates
-        if updates is None or updates.current_concurrent_updates > 1:
-            return False
-        await asyncio.sleep(0)
-        return updates.current_concurrent_updates <= 1
 
     # --- context helpers ----------------------------------------------------------------------
 
@@ -1234,7 +1214,6 @@ class PrescreenBot:
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Add every handler to the application."""
-        self._updates = app.update_processor
         app.add_handler(TypeHandler(Update, self.gate), group=-1)
         app.add_handler(TypeHandler(Update, self.mark_processed), group=1)
         for name, callback in (
@@ -1381,7 +1360,6 @@ def build_application(
     """
     if settings.bot_token is None:
         raise ValueError(MISSING_TOKEN)
-    expect_untyped_calls()
     builder = (
         ApplicationBuilder()
         .token(settings.bot_token.get_secret_value())
@@ -1390,13 +1368,7 @@ def build_application(
         # Concurrent across chats, in order within each (see bot.ordering).
         .concurrent_updates(PerChatUpdateProcessor(settings.max_concurrent_updates))
     )
-    if request is None:
-        # The library's transport and pool sizes, with the faster decoding of its replies.
-        builder = builder.request(TelegramRequest(connection_pool_size=POOL))
-        builder = builder.get_updates_request(
-            TelegramRequest(connection_pool_size=GET_UPDATES_POOL)
-        )
-    else:
+    if request is not None:
         builder = builder.request(request).get_updates_request(request)
     if rate_limit:
         limiter: Any = AIORateLimiter()  # generic over its arguments; the builder's default is None

@@ -18,7 +18,7 @@ from flows import Catalog, Protocol
 from storage.db import make_engine, upgrade
 from storage.records import Role, Staff
 from storage.sql import SqlRepository
-from tests.telegram_fake import BotFakeBotAPI, Chat, FakeBotAPI
+from tests.telegram_fake import Chat, FakeBotAPI
 
 ALICE, CHEN, ADMIN, STRANGER = 1001, 2002, 3003, 4004
 
@@ -48,7 +48,7 @@ async def start_world(
     repo = SqlRepository(engine)
     service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
     settings = Settings(bot_token="123456:TEST", _env_file=None, **settings_values)
-    api = api or BotFakeBotAPI()
+    api = api or FakeBotAPI()
     app = build_application(service, settings, request=api, rate_limit=rate_limit)
     world = BotWorld(engine, repo, service, settings, api, app)
 

@@ -17,8 +17,6 @@ from telegram import Update
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
-from bot.transport import OrjsonPayload
-
 BOT_USER = {
     "id": 900000001,
     "is_bot": True,
@@ -124,15 +122,6 @@ class FakeBotAPI(BaseRequest):
     def methods(self, name: str) -> list[dict[str, Any]]:
         """Parameters of every call of one method."""
         return [p for n, p in self.calls if n == name]
-
-
-class BotFakeBotAPI(OrjsonPayload, FakeBotAPI):
-    """The fake Bot API, its replies decoded as the bot's own transport decodes them.
-
-    :class:`FakeBotAPI` stands for the HTTP transport as well as for Telegram; the bot's
-    transport (``bot.transport.TelegramRequest``) decodes replies with orjson, so the bot's tests
-    do too. The benchmark's conventional baseline keeps python-telegram-bot's default.
-    """
 
 
 def _markup(params: dict[str, Any]) -> Any:

@@ -132,30 +132,6 @@ async def test_a_screening_with_a_correction_is_recorded_from_worker_threads(
     assert not any(t.is_alive() for t in ours)
 
 
-async def test_an_update_being_processed_alone_calls_the_database_itself(
-    world: BotWorld, seed: Protocol
-) -> None:
-    # With nothing else for the event loop to do meanwhile, a hand-over to a thread and back
-    # only adds its two wake-ups; as soon as another update is being processed, it pays.
-    held = await start_world(world.engine, seed, database_threads=2)
-    names = _record_threads(held)
-    alice = held.chat(ALICE)
-    await alice.send("/new AL-001")
-    await alice.press("Yes")
-    main = threading.current_thread().name
-    assert names == [main, main]
-    done, busy = await _busy_elsewhere(held)
-    await alice.press("Yes")
-    assert len(names) == 3 and names[2].startswith("prescreen-db"), names
-    done.set()
-    await busy
-    await alice.press("Yes")
-    assert names[3] == main, names
-    assert held.repo.find_screening("AL-001") is not None
-    await held.app.shutdown()
-    assert held.errors == [], "a handler raised"
-
-
 def test_threads_by_default_on_postgresql_only() -> None:
     values: dict[str, Any] = {"_env_file": None}
     assert Settings(database_url="sqlite:///x.sqlite3", **values).db_threads == 0

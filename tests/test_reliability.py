@@ -24,7 +24,7 @@ from storage.sql import SqlRepository
 from tests.bot_fixtures import ADMIN, ALICE, BotWorld, start_world
 from tests.conftest import SEED_FILE
 from tests.flows_helpers import ELIGIBLE_WOMAN
-from tests.telegram_fake import BotFakeBotAPI, Chat
+from tests.telegram_fake import Chat, FakeBotAPI
 
 SEED: Protocol = __import__("flows").load_protocol(SEED_FILE)
 FUZZED = 400  # reported in the README
@@ -75,7 +75,7 @@ def test_fuzzed_free_text_at_every_question() -> None:
     repo = InMemoryRepository()
     repo.save_staff(Staff(ALICE, "Alice", Role.COORDINATOR))
     service = ScreeningService(repo, Catalog((SEED,)), DEFAULT_CODE_PATTERN)
-    api = BotFakeBotAPI()
+    api = FakeBotAPI()
     app = build_application(
         service, Settings(bot_token="1:fuzz", _env_file=None), request=api, rate_limit=False
     )
