@@ -155,6 +155,40 @@ async def drive(
     return latencies
 
 
+class Heartbeat:
+    """The longest time the event loop was blocked, measured, not derived.
+
+    A task wakes up every millisecond and notes how late it woke: while a handler runs without
+    awaiting (a database call on the event loop, a pickle flush), it cannot wake at all.
+    """
+
+    PERIOD = 0.001
+
+    def __init__(self) -> None:
+        self.max_stall_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _beat(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.PERIOD)
+            self.max_stall_s = max(self.max_stall_s, time.perf_counter() - before - self.PERIOD)
+
+    async def __aenter__(self) -> Heartbeat:
+        self._task = asyncio.create_task(self._beat())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+STALLS: list[float] = []
+"""The last runs' longest event-loop stalls in seconds (read by :func:`summarise`)."""
+
+
 async def dialogs(
     app: Application[Any, Any, Any, Any, Any, Any],
     api: FakeBotAPI,
@@ -168,9 +202,13 @@ async def dialogs(
     Returns:
         For each update, its step in :data:`SCRIPT` and its latency in seconds.
     """
-    if latency:
-        return await drive_chats(app, api, users, rounds)
-    return await drive(app, api, users, rounds)
+    async with Heartbeat() as beat:
+        if latency:
+            latencies = await drive_chats(app, api, users, rounds)
+        else:
+            latencies = await drive(app, api, users, rounds)
+    STALLS.append(beat.max_stall_s)
+    return latencies
 
 
 class SlowBotAPI(FakeBotAPI):
@@ -612,6 +650,7 @@ def summarise(result: dict[str, Any], steps: bool = False) -> dict[str, Any]:
         # Latency: the processing of one answer, from the update to the reply being sent.
         "p50_ms": statistics.median(answers) * 1000,
         "p99_ms": _p99(answers) * 1000,
+        "max_loop_stall_ms": (STALLS[-1] * 1000) if STALLS else None,
         "peak_rss_mb": peak_rss_mb(),
         # PicklePersistence only: its update calls (which write the file), and their time.
         **{k: result[k] for k in ("persistence_calls", "persistence_s") if k in result},

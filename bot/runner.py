@@ -22,15 +22,9 @@ log = logging.getLogger(__name__)
 
 
 # The collector's thresholds while serving. Every update and every Bot API reply becomes
-# python-telegram-bot objects, thousands of allocations per answer, nearly all freed at once by
-# reference counting. With the default 700 the youngest generation was collected about every
-# 25 answers, and each time the heap had grown by a quarter a full collection scanned all of it
-# (eight in 26,000 answers at 1,000 chats, about 100 ms each). With 5,000, and start-up's
-# objects frozen, both happen a fraction as often: +3 % answers per second end to end
-# (bench.e2e). At 5,000 a young collection still took 0.6 ms about every 130 answers, so one
-# answer in 130 carried it: a third of the slowest 1 %. At 50,000 the same work comes in
-# pauses a tenth as frequent, which leave the p99 (the p99.9 already held longer pauses):
-# p99 0.97-1.49 -> 0.89-1.04 ms in five interleaved pairs; memory stays flat (bench.memory).
+# thousands of short-lived objects, nearly all freed at once by reference counting; with the
+# default thresholds full collections of the whole heap came often enough to show in the
+# slowest answers (bench.e2e), and memory stays flat with these (bench.memory).
 GC_THRESHOLDS: Final = (50_000, 10, 10)
 
 

@@ -93,9 +93,8 @@ class PdfDocument:
     created_at: datetime
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Bulk exports hand thousands of documents to worker processes. Pickled as dataclasses
-        # (one object a paragraph) they cost the exporting process 0.24 ms each, five times
-        # as much as the texts with one byte per paragraph for its style.
+        # Bulk exports hand thousands of documents to worker processes: sent as the texts and
+        # one byte per paragraph for its style, not one pickled object per paragraph.
         styles = bytes(_STYLE_NUMBER[p.style] for p in self.paragraphs)
         texts = tuple(p.text for p in self.paragraphs)
         return _document, (self.title, self.header, texts, styles, self.footer, self.created_at)

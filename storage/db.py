@@ -27,12 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def json_dumps(value: Any) -> str:
-    """JSON columns' text, written with orjson: several times faster than ``json.dumps``.
-
-    Every answer writes the screening's state snapshot, its answer and audit events as JSON.
-    It reads back as ``json.dumps``'s would (non-string keys become strings), though compact
-    and with non-ASCII text as UTF-8 rather than escaped.
-    """
+    """JSON columns' text, written with orjson; it reads back as ``json.dumps``'s would."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -92,9 +87,6 @@ def make_engine(
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # The most recently returned connection is handed out first (LIFO): one process's
         # updates then run on one connection, whose page cache its own commits keep valid.
-        # With the default FIFO, a second pooled connection (opened once when the WAL
-        # checkpointer overlapped an update) took every other update, and each found its
-        # cache outdated by the other's last write: reading the visitor took 67 µs, not 53.
         engine = create_engine(
             url, connect_args={"check_same_thread": False}, pool_use_lifo=True, **kwargs
         )
@@ -131,14 +123,9 @@ def make_engine(
 def _still_connected(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """Refuse a pooled PostgreSQL connection whose server has closed it (the pool connects anew).
 
-    When the server stops, restarts, or ends a session (``idle_session_timeout``,
-    ``pg_terminate_backend``), it sends a last error message and closes its end: the idle
-    connection's socket then has something to read though no query is out. Checking that
-    takes no round trip, where SQLAlchemy's ``pool_pre_ping`` sent a query on every checkout
-    (two of a PostgreSQL answer's six round trips). Like the ping, it cannot see a network
-    that drops without a word; that error surfaces on the statement, as it would on one sent
-    just after a ping. A ``DisconnectionError`` raised here is the pool's documented signal to
-    discard the connection and hand out a fresh one.
+    A server that stops, restarts or ends a session closes its end: the idle connection's
+    socket then has something to read though no query is out, which takes no round trip to see.
+    ``DisconnectionError`` is the pool's documented signal to hand out a fresh connection.
     """
     gone = connection_gone(dbapi_connection)
     if gone is not None:

@@ -208,12 +208,16 @@ class Chat:
         sent, data = self.button(label, message=message)
         if inaccessible:
             sent = {"chat": sent["chat"], "message_id": sent["message_id"], "date": 0}
+        return await self.tap(data, sent)
+
+    async def tap(self, data: str, message: dict[str, Any]) -> list[str]:
+        """Tap a button with any callback data on ``message``, as a client would send it."""
         query = {
             "id": str(next(_update_ids)),
             "from": self.user,
             "chat_instance": "1",
             "data": data,
-            "message": sent,
+            "message": message,
         }
         return await self._process({"update_id": next(_update_ids), "callback_query": query})
 

@@ -13,7 +13,7 @@ from storage.sql import SqlRepository
 from tests.flows_helpers import ELIGIBLE_WOMAN
 
 
-def session(repo: Repository, seed: Protocol, lines: list[str]) -> list[str]:
+def session(repo: Repository, seed: Protocol, lines: list[str], actor: int = 0) -> list[str]:
     out: list[str] = []
     feed: Iterator[str] = iter(lines)
 
@@ -25,7 +25,7 @@ def session(repo: Repository, seed: Protocol, lines: list[str]) -> list[str]:
             raise EOFError from None
 
     service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
-    Console(service, actor=0, read=read, write=out.append).run()
+    Console(service, actor=actor, read=read, write=out.append).run()
     return out
 
 

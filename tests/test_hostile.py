@@ -21,15 +21,7 @@ _ids = itertools.count(10_000_000)
 
 async def tap(chat: Chat, data: str, message: dict[str, Any] | None = None) -> list[str]:
     """A tap with any callback data, on ``message`` (by default the chat's last one)."""
-    sent = message if message is not None else chat.last_message()
-    query = {
-        "id": str(next(_ids)),
-        "from": chat.user,
-        "chat_instance": "1",
-        "data": data,
-        "message": sent,
-    }
-    return await chat._process({"update_id": next(_ids), "callback_query": query})
+    return await chat.tap(data, message if message is not None else chat.last_message())
 
 
 def with_button(message: dict[str, Any], data: str) -> dict[str, Any]:

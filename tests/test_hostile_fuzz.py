@@ -4,7 +4,8 @@ Five users (two coordinators, an investigator, an admin and a stranger) send ran
 and real commands, tap their own buttons, replay other people's, make up button data, have
 updates redelivered and write in a group chat. The ``world`` fixture's error handler fails the
 test on any unhandled error. Afterwards every answer was given by the person who started its
-screening, every audit chain verifies, and the group chat got one message at most.
+screening, every screening verifies (its chain, and its rows against a replay of it), and
+the group chat got one message at most.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from storage.audit import verify_entries
+from reports.replay import verify
 from storage.records import Role, Staff
 from tests.bot_fixtures import ADMIN, ALICE, CHEN, STRANGER, BotWorld
 from tests.telegram_fake import Chat
@@ -132,4 +133,5 @@ async def test_ten_thousand_hostile_updates(world: BotWorld, actions: list[Any])
         assert screening.created_by in (ALICE, BOB, CHEN, ADMIN)
         if screening.closed_by is not None:
             assert screening.closed_by == screening.created_by
-        assert verify_entries(screening.code, world.repo.audit_events(screening.code)).ok
+        protocol = world.service.protocol_for(screening)
+        assert verify(world.repo, screening, protocol) == [], screening.code

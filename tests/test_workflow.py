@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 
 from pypdf import PdfReader
 
-from bot.console import Console
-from bot.service import ScreeningService
-from bot.settings import DEFAULT_CODE_PATTERN
-from flows import Catalog, Protocol, current_question
+from flows import Protocol, current_question
 from reports.exporters import transcript_json, transcript_pdf
 from reports.transcript import build_transcript
 from storage.memory import InMemoryRepository
 from storage.records import Role, Staff
 from tests.bot_fixtures import ALICE, CHEN, BotWorld
 from tests.flows_helpers import ELIGIBLE_WOMAN
+from tests.test_console import session
 from tests.test_outcome_messages import drive
 
 PI = 7
@@ -33,19 +30,7 @@ REVIEW_ONLY = {**ELIGIBLE_WOMAN, "hemoglobin": "70"}
 def console(
     repo: InMemoryRepository, seed: Protocol, lines: list[str], actor: int = 0
 ) -> list[str]:
-    out: list[str] = []
-    feed: Iterator[str] = iter(lines)
-
-    def read(prompt: str) -> str:
-        out.append(prompt)
-        try:
-            return next(feed)
-        except StopIteration:
-            raise EOFError from None
-
-    service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
-    Console(service, actor=actor, read=read, write=out.append).run()
-    return out
+    return session(repo, seed, lines, actor)
 
 
 def test_only_an_eligible_screening_is_signed(seed: Protocol) -> None:
@@ -254,3 +239,13 @@ def test_transitions_logs_only_problems() -> None:
 
     configure_logging("INFO")
     assert not logging.getLogger("transitions").isEnabledFor(logging.INFO)
+
+
+def test_the_console_reads_a_labelled_value_too(seed: Protocol) -> None:
+    answers = list(ELIGIBLE_WOMAN.values())
+    hb = list(ELIGIBLE_WOMAN).index("hemoglobin")
+    out = console(
+        InMemoryRepository(), seed, ["/new W-111", *answers[:hb], "ANC 1.2", "Hb 9.5 g/dL"]
+    )
+    assert any("'ANC' labels another value (ANC); this question asks for" in line for line in out)
+    assert "✔ Hemoglobin: 9.5 g/dL = 95 g/L" in out
