@@ -397,13 +397,30 @@ def run(
     webhook: Annotated[bool, typer.Option(help="Serve a webhook instead of polling.")] = False,
 ) -> None:
     """Run the Telegram bot (polling by default)."""
+    from telegram.error import InvalidToken, NetworkError
+
     from bot.runner import NotConfigured
     from bot.runner import run as run_bot
 
+    settings = load_settings()
     try:
-        run_bot(load_settings(), webhook=webhook)
+        run_bot(settings, webhook=webhook)
     except NotConfigured as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except InvalidToken as exc:
+        typer.echo(
+            "error: Telegram rejected the bot token (PRESCREEN_BOT_TOKEN); check it with "
+            "@BotFather, or /revoke it there and set the new one",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
+    except NetworkError as exc:  # DNS, refused, timed out: the message names no token
+        typer.echo(
+            f"error: cannot reach Telegram at {settings.base_url} ({exc.message}); check the "
+            "network, a proxy, or PRESCREEN_BASE_URL",
+            err=True,
+        )
         raise typer.Exit(2) from exc
 
 

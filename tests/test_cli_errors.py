@@ -68,3 +68,14 @@ def test_staff_add_refuses_an_empty_name(env: Path, monkeypatch: pytest.MonkeyPa
     assert code == 2 and "the name is empty" in output
     code, output = run("staff", "list")
     assert code == 0 and output.startswith("telegram_id\tname\trole\tstate\tsite")
+
+
+def test_telegram_unreachable_is_one_line_naming_the_url(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESCREEN_DATABASE_URL", f"sqlite:///{env / 'p.sqlite3'}")
+    monkeypatch.setenv("PRESCREEN_BASE_URL", "http://127.0.0.1:1/bot")
+    code, output = run("run")
+    assert code == 2
+    assert output.startswith("error: cannot reach Telegram at http://127.0.0.1:1/bot")
+    assert len(output.strip().splitlines()) == 1
