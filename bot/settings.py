@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def default_database_url() -> str:
+    """The SQLite file used when no database is configured.
+
+    It lives in the user's data folder (``~/.local/share/prescreen`` on Linux), so that the
+    bot, the CLI and the console find the same records whichever folder they are run from.
+    """
+    return f"sqlite:///{platformdirs.user_data_path('prescreen') / 'prescreen.sqlite3'}"
 
 
 class Settings(BaseSettings):
@@ -26,7 +39,7 @@ class Settings(BaseSettings):
 
     bot_token: SecretStr | None = None
     database_url: str = Field(
-        default="sqlite:///var/prescreen.sqlite3",
+        default_factory=default_database_url,
         validation_alias=AliasChoices("PRESCREEN_DATABASE_URL", "DATABASE_URL"),
     )
     protocols_dir: Path | None = None
@@ -49,10 +62,54 @@ class Settings(BaseSettings):
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
         if isinstance(value, int):
             return [value]
+        if not isinstance(value, str):
+            return value
+        ids = []
+        for part in (p.strip() for p in value.replace(";", ",").split(",")):
+            if not part:
+                continue
+            if not part.lstrip("-").isdigit():
+                raise ValueError(
+                    f"{part!r} is not a Telegram user id; give numbers separated by commas"
+                )
+            ids.append(int(part))
+        return ids
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; give an IANA name such as Europe/Berlin or UTC"
+            ) from None
+        return value
+
+    @field_validator("code_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("protocols_dir")
+    @classmethod
+    def _is_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a folder; create it or leave the setting empty")
         return value
 
     @property
@@ -78,6 +135,31 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+class BadSettings(Exception):
+    """Settings that cannot be used; the message has one line per wrong setting."""
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings (environment, then ``.env``), with explicit overrides on top."""
-    return Settings(**overrides)
+    """Read the settings (environment, then ``.env``), with explicit overrides on top.
+
+    Raises:
+        BadSettings: a setting has a value Prescreen cannot use; every such setting is named
+            by its environment variable.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise BadSettings(describe(exc)) from None
+
+
+def describe(error: ValidationError) -> str:
+    """One line per wrong setting, named as it is written in ``.env``."""
+    lines = []
+    for item in error.errors():
+        name = f"PRESCREEN_{str(item['loc'][0]).upper()}" if item["loc"] else "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return "\n".join(lines)
+
+
+__all__ = ["LOG_LEVELS", "BadSettings", "Settings", "default_database_url", "load_settings"]

@@ -74,3 +74,12 @@ def repo(request: pytest.FixtureRequest, clock: Clock) -> Repository:
     engine: Engine = request.getfixturevalue(f"{request.param}_engine")
     upgrade(engine)
     return SqlRepository(engine, clock)
+
+
+@pytest.fixture(autouse=True)
+def _own_data_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default database and reports folder live in the user's data folder: never the
+    real one in tests."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
