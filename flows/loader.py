@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,13 +57,102 @@ def validate_protocol(
     return protocol, check_protocol(protocol)
 
 
+_STEP = re.compile(r"([A-Za-z_][\w-]*)|\[(\d+)\]")
+# Pydantic's error paths leave out the key of a rule's list of parts (`rule.all[1]` is
+# reported as `rule[1]`), so the walkers below step through it.
+_LISTS = ("all", "any")
+_OPERATORS = "eq, ne, in, lt, le, gt, ge, between (with of: uln for multiples of the ULN)"
+
+
+def _steps(path: str) -> list[str | int]:
+    return [int(index) if index else key for key, index in _STEP.findall(path)]
+
+
+def _line(node: yaml.Node | None, steps: list[str | int]) -> int | None:
+    """The 1-based line of the deepest node of ``steps`` that exists in the YAML tree."""
+    line = None
+    for step in steps:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode) and isinstance(step, int):  # all:/any: lists
+            node = next((v for k, v in node.value if k.value in _LISTS), None)
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == step), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            node = node.value[step] if step < len(node.value) else None
+        else:
+            node = None
+    return node.start_mark.line + 1 if node is not None else line
+
+
+def _at(data: object, steps: list[str | int]) -> object:
+    for step in steps:
+        if isinstance(data, dict) and isinstance(step, int):  # all:/any: lists
+            data = next((v for k, v in data.items() if k in _LISTS), None)
+        if isinstance(data, list) and isinstance(step, int):
+            if step >= len(data):
+                return None
+            data = data[step]
+        elif isinstance(data, dict) and step in data:
+            data = data[step]
+        else:
+            return None
+    return data
+
+
+def _locate(finding: Finding, data: object, tree: yaml.Node | None) -> Finding:
+    """Name a finding's place as a reader of the file would: by id and line.
+
+    ``questions[23].relevant_if`` becomes ``question 'hb', relevant_if (line 120)``.
+    """
+    steps = _steps(finding.path)
+    if not steps:
+        return finding
+    where = finding.path
+    if len(steps) >= 2 and steps[0] in {"questions", "criteria"} and isinstance(steps[1], int):
+        item = _at(data, steps[:2])
+        ident = item.get("id") if isinstance(item, dict) else None
+        kind = "question" if steps[0] == "questions" else "criterion"
+        rest = finding.path.split("]", 1)[1].lstrip(".")
+        where = f"{kind} {ident!r}" if ident else f"{kind} {steps[1] + 1}"
+        where += f", {rest}" if rest else ""
+    line = _line(tree, steps)
+    if line is not None:
+        where += f" (line {line})"
+    message = finding.message
+    parent = _at(data, steps[:-1])
+    if message == "Extra inputs are not permitted" and isinstance(parent, dict):
+        message = (
+            f"unknown operator {steps[-1]!r}; use one of {_OPERATORS}"
+            if "q" in parent
+            else f"unknown field {steps[-1]!r}"
+        )
+    return Finding(where, message, finding.severity)
+
+
 def check_protocol_file(path: Path) -> tuple[Protocol | None, list[Finding]]:
-    """Read and check a protocol file without raising for its content."""
+    """Read and check a protocol file without raising for its content.
+
+    Findings name questions and criteria by their id and give the line in the file.
+    """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [
+            Finding(
+                "(file)",
+                f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start} "
+                "cannot be decoded; save the file as UTF-8",
+            )
+        ]
+    try:
+        data = yaml.safe_load(text)
+        tree = yaml.compose(text)
     except yaml.YAMLError as exc:
         return None, [Finding("(file)", f"not valid YAML: {exc}")]
-    return validate_protocol(data, str(path))
+    protocol, findings = validate_protocol(data, str(path))
+    return protocol, [_locate(f, data, tree) for f in findings]
 
 
 def load_protocol(path: Path) -> Protocol:

@@ -134,7 +134,7 @@ def test_load_protocol_raises_with_every_finding(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump(data))
     with pytest.raises(ProtocolError) as info:
         load_protocol(bad)
-    assert "criteria[0].rule: undefined question 'nope'" in str(info.value)
+    assert "criterion 'E1', rule (line 5): undefined question 'nope'" in str(info.value)
 
 
 runner = CliRunner()
@@ -150,7 +150,9 @@ def test_cli_check_reports_file_and_field_path(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump(data))
     result = runner.invoke(app, ["protocol", "check", str(bad)])
     assert result.exit_code == 1
-    assert f"{bad}: error: criteria[0].rule: undefined question 'nope'" in result.output
+    assert (
+        f"{bad}: error: criterion 'E1', rule (line 5): undefined question 'nope'" in result.output
+    )
 
 
 def test_cli_diagram_is_mermaid() -> None:
