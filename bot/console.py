@@ -20,7 +20,9 @@ from bot.service import (
     ScreeningService,
 )
 from flows import AnswerRecorded, Protocol, current_question, verdict_of
+from flows.batch import parse_batch
 from flows.messages import Message, render
+from flows.parsing import Invalid, Parsed
 from flows.render import (
     answer_text,
     outcome_text,
@@ -36,12 +38,13 @@ from storage.records import CLOSE_WORDS, CloseKind, Screening
 
 HELP = """Commands:
   /new CODE            start a screening          /resume N     resume unfinished screening N
-  /back QUESTION_ID    change an earlier answer   /status       where the screening stands
+  /back [N]            list the answers, or change answer N     /status  where it stands
   /complete            enter pending results      /decide 8.2 approve|reject REASON
   /confirm [REASON]    confirm an exclusion       /sign         sign an eligible screening
   /cancel REASON       abandon the screening      /incomplete REASON  close as not completed
   /quit                leave (the screening is kept)
-Anything else answers the current question; 'unknown' is always accepted."""
+Anything else answers the current question; 'unknown' is always accepted.
+Several lab values in one line ("Hb 128 g/L, ANC 3.4, PLT 212") are read together."""
 
 CLOSE_COMMANDS: dict[str, CloseKind] = {
     "/confirm": "exclusion_confirmed",
@@ -50,6 +53,7 @@ CLOSE_COMMANDS: dict[str, CloseKind] = {
     "/incomplete": "not_completed",
 }
 VERDICTS = {"approve": True, "reject": False}
+YES = {"y", "yes", "是"}
 
 
 class Console:
@@ -69,6 +73,8 @@ class Console:
         self.read = read
         self.write = write
         self.screening: Screening | None = None
+        # Values typed ahead in one line, recorded as their questions come up (as in the bot).
+        self.prefill: dict[str, str] = {}
 
     # --- display ---
     def _protocol(self) -> Protocol:
@@ -138,13 +144,92 @@ class Console:
             case _:
                 self.write(f"✖ {outcome}")
 
+    def _batch(self, text: str) -> bool:
+        """Several labelled values in one line: shown back, recorded once confirmed."""
+        assert self.screening is not None
+        protocol = self._protocol()
+        batch = parse_batch(protocol, text)
+        if batch is None:
+            return False
+        labels = {q: protocol.questions_by_id[q].label.get(self.lang) for q, _, _ in batch}
+        problems = [(q, r) for q, _, r in batch if isinstance(r, Invalid)]
+        for q, invalid in problems:
+            self.write(f"✖ {labels[q]}: {render(invalid.hint, self.lang)}")
+        if problems:
+            return True
+        for q, _, r in batch:
+            assert isinstance(r, Parsed)
+            self.write(
+                f"  • {labels[q]}: {render(r.echo, self.lang)}" + (" ⚠" if r.confirm else "")
+            )
+        if self.read("Record these values? [yes/no] ").strip().lower() not in YES:
+            self.write("Nothing was recorded.")
+            return True
+        self.prefill = {q: raw for q, raw, _ in batch}
+        self._apply_prefill()
+        return True
+
+    def _apply_prefill(self) -> None:
+        if self.screening is None or not self.prefill:
+            return
+        protocol = self._protocol()
+        self.screening, done = self.service.answer_prefilled(
+            self.screening, self.prefill, actor=self.actor
+        )
+        for qid, outcome in done:
+            shown = render(outcome.echo, self.lang) if outcome.echo else self.prefill.get(qid, "")
+            self.write(f"✔ {question_label(protocol, qid, self.lang)}: {shown}")
+
+    def _answers(self) -> list[str]:
+        """The answered questions in protocol order, numbered from 1 for ``/back N``."""
+        assert self.screening is not None
+        protocol, answers = self._protocol(), self.screening.state.answers
+        ids = [q.id for q in protocol.questions if q.id in answers]
+        for i, qid in enumerate(ids, 1):
+            shown = answer_text(protocol, qid, answers[qid], self.lang)
+            self.write(f"  {i}) {question_label(protocol, qid, self.lang)}: {shown}")
+        return ids
+
+    def _back(self, rest: str) -> None:
+        assert self.screening is not None
+        if not rest:
+            if self._answers():
+                self.write("Change one with /back N.")
+            else:
+                self.write("Nothing has been answered yet.")
+            return
+        if rest.isdecimal():
+            answered = [
+                q.id for q in self._protocol().questions if q.id in self.screening.state.answers
+            ]
+            if not 1 <= int(rest) <= len(answered):
+                self.write(f"✖ There is no answer {rest}; /back lists them.")
+                return
+            rest = answered[int(rest) - 1]
+        self._outcome(self.service.go_back(self.screening, rest, actor=self.actor))
+
+    def _choose_protocol(self) -> Protocol | None:
+        """The trial of a new screening: asked when several are loaded."""
+        protocols = self.service.catalog.current()
+        if len(protocols) == 1:
+            return protocols[0]
+        for i, p in enumerate(protocols, 1):
+            self.write(f"  {i}) {short_title(p, self.lang)}")
+        choice = self.read(f"Which trial? [1-{len(protocols)}] ").strip()
+        if choice.isdecimal() and 1 <= int(choice) <= len(protocols):
+            return protocols[int(choice) - 1]
+        self.write("✖ No trial chosen; nothing was started.")
+        return None
+
     def _answer(self, text: str) -> None:
         assert self.screening is not None
+        if self._batch(text):
+            return
         outcome = self.service.answer_text(self.screening, text, actor=self.actor)
         if isinstance(outcome, ConfirmFirst):
             assert outcome.parsed.confirm is not None
             reply = self.read(f"{render(outcome.parsed.confirm, self.lang)} [yes/no] ")
-            if reply.strip().lower() not in {"y", "yes", "是"}:
+            if reply.strip().lower() not in YES:
                 return
             outcome = self.service.answer_text(
                 self.screening, text, actor=self.actor, confirmed=True
@@ -161,6 +246,7 @@ class Console:
             self.write(f"✖ {render(outcome.hint, self.lang)}")
             return
         self._outcome(outcome)
+        self._apply_prefill()
 
     def _decide(self, rest: str) -> None:
         """``/decide 8.2 approve REASON``: the criterion by the number the screen shows."""
@@ -191,16 +277,20 @@ class Console:
         if word == "/help":
             self.write(HELP)
         elif word == "/new":
-            protocols = self.service.catalog.current()
-            created = self.service.begin(rest, protocols[0], actor=self.actor)
+            protocol = self._choose_protocol()
+            if protocol is None:
+                return True
+            created = self.service.begin(rest, protocol, actor=self.actor)
             if isinstance(created, Screening):
                 self.screening = created
+                self.prefill = {}
             elif isinstance(created, Message):  # (the console sends no update ids to repeat)
                 self.write(f"✖ {render(created, self.lang)}")
         elif word == "/resume":
             found = self.service.repo.unfinished(self.actor)
             if rest.isdecimal() and 1 <= int(rest) <= len(found):
                 self.screening = found[int(rest) - 1]
+                self.prefill = {}
             else:
                 self.list_unfinished()
         elif self.screening is None:
@@ -208,7 +298,7 @@ class Console:
         elif word == "/status":
             pass
         elif word == "/back":
-            self._outcome(self.service.go_back(self.screening, rest, actor=self.actor))
+            self._back(rest)
         elif word == "/complete":
             self._outcome(self.service.complete_pending(self.screening, actor=self.actor))
         elif word == "/decide":
@@ -237,7 +327,13 @@ class Console:
         while True:
             try:
                 line = self.read("> ")
-            except EOFError:
+            except EOFError:  # Ctrl-D
+                self.write("")
                 break
             if line.strip() and not self.command(line):
                 break
+        if self.screening is not None:
+            self.write(
+                f"The screening {self.screening.code} is kept; "
+                "`prescreen console` and /resume continue it."
+            )

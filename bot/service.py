@@ -286,6 +286,28 @@ class ScreeningService:
             echo=parsed.echo,
         )
 
+    def answer_prefilled(
+        self, screening: Screening, items: dict[str, str], *, actor: int
+    ) -> tuple[Screening, list[tuple[str, Recorded]]]:
+        """Record values typed ahead in one message (a lab panel) as their questions come up.
+
+        Each value is recorded at its own question, one step and one audit event each, exactly
+        as if it had been typed there; skip logic and early stop apply in between. Recorded
+        items are removed from ``items``; those for questions not reached yet stay.
+
+        Returns:
+            The screening afterwards, and each recorded question id with its outcome.
+        """
+        done: list[tuple[str, Recorded]] = []
+        while screening.state.at in items:
+            qid = screening.state.at
+            outcome = self.answer_text(screening, items.pop(qid), actor=actor, confirmed=True)
+            if not isinstance(outcome, Recorded):
+                break
+            screening = outcome.screening
+            done.append((qid, outcome))
+        return screening, done
+
     def answer_value(
         self,
         screening: Screening,

@@ -470,19 +470,25 @@ class PrescreenBot:
             return screening, lines
         lang = self.lang(update, context)
         protocol = self.service.protocol_for(screening)
-        actor = self.staff(context).telegram_id
-        while screening.state.at in prefill["items"]:
-            qid = screening.state.at
-            raw = prefill["items"].pop(qid)
-            outcome = await self.db(
-                self.service.answer_text, screening, raw, actor=actor, confirmed=True
+        screening, done = await self.db(
+            self.service.answer_prefilled,
+            screening,
+            prefill["items"],
+            actor=self.staff(context).telegram_id,
+        )
+        for qid, outcome in done:
+            echo = (
+                render(outcome.echo, lang)
+                if outcome.echo
+                else answer_text(protocol, qid, outcome.screening.state.answers[qid], lang)
             )
-            if not isinstance(outcome, Recorded):
-                break
-            screening = outcome.screening
-            echo = render(outcome.echo, lang) if outcome.echo else raw
             lines.append(
-                t("prefilled", lang, label=protocol.questions_by_id[qid].label.get(lang), echo=echo)
+                t(
+                    "prefilled",
+                    lang,
+                    label=protocol.questions_by_id[qid].label.get(lang),
+                    echo=echo,
+                )
             )
         if not prefill["items"]:
             chat.pop("prefill", None)

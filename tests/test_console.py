@@ -59,4 +59,87 @@ def test_exclusion_is_explained_and_corrected(seed: Protocol) -> None:
     assert "Bone marrow blasts: 5 %; required < 5%" in text
     assert "Reason for the change (e.g. transcription error)? " in out
     # After the correction: the next question, peripheral blasts.
-    assert out[-3].startswith("Question 5 · up to 21 more · Criterion 2\nAre there any blasts")
+    assert out[-5].startswith("Question 5 · up to 21 more · Criterion 2\nAre there any blasts")
+    # Ctrl-D (end of input) leaves the screening, and says so.
+    assert out[-1] == "The screening S-300 is kept; `prescreen console` and /resume continue it."
+
+
+ORGAN_AND_BLOOD = (
+    "Cr 0.8x ULN, LVEF 60, SpO2 97, Bili 10 umol/L ULN 21, ALT 30 ULN 40, "
+    "AST 35 ULN 40, Hb 9.5 g/dL, ANC 1200/µL, PLT 150"
+)
+
+
+def test_a_lab_panel_in_one_line_is_recorded_question_by_question(seed: Protocol) -> None:
+    from storage.memory import InMemoryRepository
+
+    repo = InMemoryRepository()
+    answers = list(ELIGIBLE_WOMAN.values())
+    creatinine = list(ELIGIBLE_WOMAN).index("creatinine")
+    out = session(
+        repo,
+        seed,
+        ["/new S-310", *answers[:creatinine], ORGAN_AND_BLOOD, "yes", "yes", "yes", "negative"],
+    )
+    text = "\n".join(out)
+    assert "  • Hemoglobin: 9.5 g/dL = 95 g/L" in text
+    assert "Record these values? [yes/no] " in out
+    assert "✔ Creatinine: 0.8× ULN" in out
+    # Values for questions after venous access wait for it, then are recorded in turn.
+    assert out.index("✔ Hemoglobin: 9.5 g/dL = 95 g/L") > out.index("✔ Venous access: Yes")
+    screening = repo.find_screening("S-310")
+    assert screening is not None and screening.state.at == "contraception"
+    assert {q for q in ELIGIBLE_WOMAN if q in screening.state.answers} == set(
+        list(ELIGIBLE_WOMAN)[: list(ELIGIBLE_WOMAN).index("contraception")]
+    )
+    # One audit event per answer, as if each had been typed at its question.
+    recorded = [e for e in repo.audit_events("S-310") if e.kind == "answer_recorded"]
+    assert len(recorded) == len(screening.state.answers)
+
+
+def test_a_refused_value_in_a_panel_records_nothing(seed: Protocol) -> None:
+    from storage.memory import InMemoryRepository
+
+    repo = InMemoryRepository()
+    answers = list(ELIGIBLE_WOMAN.values())
+    creatinine = list(ELIGIBLE_WOMAN).index("creatinine")
+    out = session(repo, seed, ["/new S-311", *answers[:creatinine], "Cr 0.8x ULN, LVEF banana"])
+    assert any(line.startswith("✖ LVEF") for line in out), out
+    screening = repo.find_screening("S-311")
+    assert screening is not None and screening.state.at == "creatinine"
+
+
+def test_back_without_a_number_lists_the_answers(seed: Protocol) -> None:
+    from storage.memory import InMemoryRepository
+
+    out = session(
+        InMemoryRepository(), seed, ["/new S-320", "yes", "yes", "1", "/back", "/back 9", "/back 2"]
+    )
+    assert "  1) Informed consent: yes" in out
+    assert "  3) Diagnosis: B-ALL, newly diagnosed" in out
+    assert "Change one with /back N." in out
+    assert "✖ There is no answer 9; /back lists them." in out
+    assert any(
+        line.startswith("Question 2 ·")
+        for line in out[out.index("✖ There is no answer 9; /back lists them.") :]
+    )
+
+
+def test_new_asks_which_trial_when_several_are_loaded(seed: Protocol) -> None:
+    from storage.memory import InMemoryRepository
+
+    other = seed.model_copy(update={"id": "second_trial"})
+    out: list[str] = []
+    feed = iter(["/new S-330", "7", "/new S-330", "2", "/quit"])
+
+    def read(prompt: str) -> str:
+        out.append(prompt)
+        return next(feed)
+
+    repo = InMemoryRepository()
+    service = ScreeningService(repo, Catalog((seed, other)), DEFAULT_CODE_PATTERN)
+    Console(service, actor=0, read=read, write=out.append).run()
+    assert "Which trial? [1-2] " in out
+    assert "✖ No trial chosen; nothing was started." in out
+    screening = repo.find_screening("S-330")
+    assert screening is not None and screening.protocol_id == "second_trial"
