@@ -6,14 +6,17 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
+import platformdirs
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from bot.container import Container, build
-from bot.settings import load_settings
+from bot.settings import BadSettings, Settings, load_settings
 from flows.diagram import mermaid
 from flows.loader import check_protocol_file
+from flows.verdict import Status
 from reports.replay import verify
 from storage.audit import ChainReport, verify_entries
 from storage.db import (
@@ -25,14 +28,44 @@ from storage.db import (
     unavailable_as_storage_error,
     upgrade,
 )
-from storage.records import Role, Screening, Staff, StorageUnavailable
+from storage.records import CLOSE_STATUSES, Role, Screening, Staff, StorageUnavailable
 from storage.repository import Repository
 
-app = typer.Typer(help="Prescreen: pre-screen patients for clinical trials.", no_args_is_help=True)
-protocol_app = typer.Typer(help="Validate and inspect protocol files.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
-audit_app = typer.Typer(help="Audit trail checks.", no_args_is_help=True)
-staff_app = typer.Typer(help="Authorised staff and their roles.", no_args_is_help=True)
+
+class PlainUsage(TyperCommand):
+    """A command whose usage line names arguments as click does: ``OUT`` and ``[CODE]``.
+
+    Typer writes required arguments in braces (``{out}``), which reads like a placeholder
+    left in by mistake.
+    """
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:  # typer's vendored click.Context
+        """The usage line after the command's name."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar or (param.name or "").upper()
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+def _group(help_text: str, *, add_completion: bool = True) -> typer.Typer:
+    # Plain click help: typer's rich panels print a type (`<bool>`, `{out}`) beside every
+    # option and take square brackets in help texts for markup.
+    return typer.Typer(
+        help=help_text,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        add_completion=add_completion,
+    )
+
+
+app = _group("Prescreen: pre-screen patients for clinical trials.", add_completion=False)
+protocol_app = _group("Validate and inspect protocol files.")
+db_app = _group("Database schema (Alembic migrations).")
+audit_app = _group("Audit trail checks.")
+staff_app = _group("Authorised staff and their roles.")
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
@@ -41,8 +74,37 @@ app.add_typer(staff_app, name="staff")
 FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Protocol YAML file.")]
 
 
-def _container() -> Container:
-    settings = load_settings()
+def _settings() -> Settings:
+    """The settings, or one line per wrong setting and exit status 2."""
+    try:
+        return load_settings()
+    except BadSettings as exc:
+        for line in str(exc).splitlines():
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _fail(message: str, status: int = 2) -> NoReturn:
+    """Print one line on stderr and exit: a mistake the operator can fix."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(status)
+
+
+def _container(*, create: bool = False) -> Container:
+    """The composition root for a CLI command.
+
+    Args:
+        create: Whether a missing SQLite database may be created; commands that only read
+            refuse instead, so that a mistyped URL leaves no empty database behind.
+    """
+    settings = _settings()
+    missing = None if create else sqlite_file_missing(settings.database_url)
+    if missing is not None:
+        _fail(
+            f"no database at {missing} (PRESCREEN_DATABASE_URL); `prescreen db upgrade` or "
+            "the bot's start creates it",
+            1,
+        )
     try:
         return build(settings)
     except StorageUnavailable as exc:
@@ -59,7 +121,7 @@ def _container() -> Container:
 # --- protocol ---------------------------------------------------------------------------------
 
 
-@protocol_app.command("check")
+@protocol_app.command("check", cls=PlainUsage)
 def protocol_check(file: FileArg) -> None:
     """Validate a protocol: schema, references, order of relevance, reachability, duplicates."""
     protocol, findings = check_protocol_file(file)
@@ -73,7 +135,7 @@ def protocol_check(file: FileArg) -> None:
     )
 
 
-@protocol_app.command("diagram")
+@protocol_app.command("diagram", cls=PlainUsage)
 def protocol_diagram(file: FileArg) -> None:
     """Print the dialog as a Mermaid state diagram."""
     protocol, findings = check_protocol_file(file)
@@ -87,10 +149,10 @@ def protocol_diagram(file: FileArg) -> None:
 # --- db ---------------------------------------------------------------------------------------
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=PlainUsage)
 def db_upgrade() -> None:
     """Migrate the database named by the settings to the newest schema."""
-    url = load_settings().database_url
+    url = _settings().database_url
     try:
         with unavailable_as_storage_error():
             engine = make_engine(url)
@@ -101,10 +163,10 @@ def db_upgrade() -> None:
         raise typer.Exit(2) from exc
 
 
-@db_app.command("status")
+@db_app.command("status", cls=PlainUsage)
 def db_status() -> None:
     """Show which database the settings name, its schema revision and the newest one."""
-    url = load_settings().database_url
+    url = _settings().database_url
     missing = sqlite_file_missing(url)
     if missing is not None:  # a status check creates neither a folder nor a database
         typer.echo(
@@ -136,7 +198,7 @@ def _report(report: ChainReport) -> bool:
     return report.ok
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", cls=PlainUsage)
 def audit_verify(
     code: Annotated[str | None, typer.Argument(help="Screening code; all when omitted.")] = None,
     file: Annotated[
@@ -161,12 +223,14 @@ def audit_verify(
         if not _report(verify_transcript_json(data)):
             raise typer.Exit(1)
         return
+    missing = sqlite_file_missing(_settings().database_url)
+    if missing is not None:
+        _fail(f"Nothing to verify: no database at {missing} (PRESCREEN_DATABASE_URL)", 1)
     container = _container()
     repo = container.repo
     codes = [code] if code else repo.audited_codes()
     if code and not repo.audit_events(code):
-        typer.echo(f"{code}: no audit events (unknown screening?)")
-        raise typer.Exit(1)
+        _fail(f"Nothing to verify: no screening with the code {code}", 1)
     if not codes:
         typer.echo("Nothing to verify: the database holds no screenings.")
         return
@@ -196,9 +260,14 @@ def _verify_one(container: Container, code: str) -> bool:
 # --- staff ------------------------------------------------------------------------------------
 
 
-@staff_app.command("add")
+TelegramId = Annotated[
+    int, typer.Argument(help="The person's Telegram user id (the bot tells strangers theirs).")
+]
+
+
+@staff_app.command("add", cls=PlainUsage)
 def staff_add(
-    telegram_id: int,
+    telegram_id: TelegramId,
     name: Annotated[str, typer.Argument(help="Display name of the staff member.")],
     role: Annotated[
         Role, typer.Option(help="coordinator, investigator or admin.")
@@ -209,12 +278,14 @@ def staff_add(
     if not name.strip():
         typer.echo("error: the name is empty; give the person's display name", err=True)
         raise typer.Exit(2)
-    saved = _container().repo.save_staff(Staff(telegram_id, name.strip(), role, True, site))
+    saved = _container(create=True).repo.save_staff(
+        Staff(telegram_id, name.strip(), role, True, site)
+    )
     typer.echo(f"{saved.telegram_id} {saved.display_name}: {saved.role.value}, active")
 
 
-@staff_app.command("remove")
-def staff_remove(telegram_id: int) -> None:
+@staff_app.command("remove", cls=PlainUsage)
+def staff_remove(telegram_id: TelegramId) -> None:
     """Withdraw a staff member's access (the record is kept for the audit trail)."""
     from bot.service import withdraw_access
 
@@ -225,8 +296,10 @@ def staff_remove(telegram_id: int) -> None:
     typer.echo(f"{telegram_id} {removed.display_name}: access withdrawn")
 
 
-@staff_app.command("list")
-def staff_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+@staff_app.command("list", cls=PlainUsage)
+def staff_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
     """List staff members."""
     staff = _container().repo.list_staff()
     if as_json:
@@ -286,17 +359,43 @@ Since = Annotated[datetime | None, typer.Option(help="Screenings started at or a
 Until = Annotated[datetime | None, typer.Option(help="Screenings started before (UTC).")]
 
 
-@app.command("export")
+FORMATS = ("pdf", "csv", "json")
+STATUSES = tuple(str(s) for s in Status) + CLOSE_STATUSES
+
+
+def _formats(text: str) -> list[str]:
+    wanted = [f.strip().lower() for f in text.split(",") if f.strip()]
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        _fail(f"unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+    return wanted
+
+
+def _writable_file(out: Path) -> None:
+    if out.is_dir():
+        _fail(f"{out} is a folder; give a file name, such as {out / 'transcripts.zip'}")
+    if not out.parent.is_dir():
+        _fail(f"the folder {out.parent} does not exist; create it or choose another path")
+
+
+@app.command("export", cls=PlainUsage)
 def export(
-    out: Annotated[Path, typer.Argument(help="ZIP file to write.")],
-    code: Annotated[str | None, typer.Option(help="One screening.")] = None,
+    out: Annotated[Path, typer.Argument(metavar="OUT.zip", help="ZIP file to write.")],
+    code: Annotated[str | None, typer.Option(help="Only the screening with this code.")] = None,
     since: Since = None,
     until: Until = None,
-    status: Annotated[str | None, typer.Option(help="Only this status (e.g. eligible).")] = None,
-    formats: Annotated[str, typer.Option(help="Comma-separated: pdf, csv, json.")] = "pdf,csv,json",
+    status: Annotated[
+        str | None,
+        typer.Option(help=f"Only screenings with this status: {', '.join(STATUSES)}."),
+    ] = None,
+    formats: Annotated[
+        str, typer.Option(help="Comma-separated, any of: pdf, csv, json.")
+    ] = "pdf,csv,json",
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Processes drawing PDFs [default: PRESCREEN_EXPORT_WORKERS]."),
+        typer.Option(
+            min=1, help="Processes drawing PDFs; PRESCREEN_EXPORT_WORKERS when not given."
+        ),
     ] = None,
 ) -> None:
     """Export transcripts (PDF, CSV, JSON per screening) into a ZIP; everything by default."""
@@ -304,12 +403,21 @@ def export(
     from reports.exporters import write_zip
     from reports.transcript import Transcript, build_transcripts
 
+    wanted = _formats(formats)
+    if status is not None:
+        status = status.strip().lower()
+        if status not in STATUSES:
+            _fail(f"unknown status {status!r}; choose from {', '.join(STATUSES)}")
+    _writable_file(out)
     container = _container()
     service = ScreeningService(container.repo, container.catalog, container.settings.code_pattern)
+    if code is not None and container.repo.find_screening(code) is None:
+        _fail(f"no screening with the code {code}; nothing was written", 1)
+    selected = list(_select(container.repo, code, since, until, status))
+    if not selected:
+        _fail("no screening matches; nothing was written", 1)
 
-    with typer.progressbar(
-        _select(container.repo, code, since, until, status), label="exporting", show_pos=True
-    ) as screenings:
+    with typer.progressbar(selected, label="exporting", show_pos=True) as screenings:
         transcripts = build_transcripts(
             container.repo,
             screenings,
@@ -329,7 +437,7 @@ def export(
             count = write_zip(
                 target,
                 noting_failures(transcripts),
-                [f.strip() for f in formats.split(",")],
+                wanted,
                 workers=workers or container.settings.pdf_workers,
             )
     typer.echo(f"{count} screening(s) exported to {out}")
@@ -342,13 +450,23 @@ def export(
             err=True,
         )
         raise typer.Exit(1)
-    if code is not None and count == 0:
-        raise typer.Exit(1)
 
 
-@app.command("report")
+def reports_folder() -> Path:
+    """Where ``prescreen report`` writes when not told: ``reports`` in the user's data folder."""
+    return platformdirs.user_data_path("prescreen") / "reports"
+
+
+@app.command("report", cls=PlainUsage)
 def report(
-    out: Annotated[Path, typer.Option(help="CSV of counts by status.")] = Path("screening-log.csv"),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of counts by status; its criteria CSV is written beside it. "
+            "Default: screening-log.csv in the reports folder of the user's data folder "
+            "(~/.local/share/prescreen/reports on Linux)."
+        ),
+    ] = None,
     chart: Annotated[Path | None, typer.Option(help="PNG bar chart to write.")] = None,
     period: Annotated[str, typer.Option(help="day, week, month or year.")] = "month",
     since: Since = None,
@@ -358,8 +476,15 @@ def report(
     from bot.service import ScreeningService
     from reports.report import screening_log
 
+    period = period.strip().lower()
     if period not in {"day", "week", "month", "year"}:
-        raise typer.BadParameter("period must be day, week, month or year")
+        _fail(f"unknown period {period!r}; choose from day, week, month, year")
+    if out is None:
+        out = reports_folder() / "screening-log.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+    for target in (out, chart):
+        if target is not None:
+            _writable_file(target)
     container = _container()
     service = ScreeningService(container.repo, container.catalog, container.settings.code_pattern)
     screenings = container.repo.in_range(_aware(since, _DAWN), _aware(until, _DUSK))
@@ -376,14 +501,14 @@ def report(
 # --- console ----------------------------------------------------------------------------------
 
 
-@app.command("console")
+@app.command("console", cls=PlainUsage)
 def console(lang: Annotated[str, typer.Option(help="en or zh")] = "en") -> None:
     """Run a screening in the terminal with the bot's engine and storage (no Telegram)."""
     from bot.console import Console
     from bot.service import ScreeningService
     from flows.text import as_lang
 
-    container = _container()
+    container = _container(create=True)
     settings = container.settings
     actor = settings.console_user_id
     if container.repo.get_staff(actor) is None:
@@ -392,7 +517,7 @@ def console(lang: Annotated[str, typer.Option(help="en or zh")] = "en") -> None:
     Console(service, actor, as_lang(lang)).run()
 
 
-@app.command("run")
+@app.command("run", cls=PlainUsage)
 def run(
     webhook: Annotated[bool, typer.Option(help="Serve a webhook instead of polling.")] = False,
 ) -> None:
@@ -402,7 +527,7 @@ def run(
     from bot.runner import NotConfigured
     from bot.runner import run as run_bot
 
-    settings = load_settings()
+    settings = _settings()
     try:
         run_bot(settings, webhook=webhook)
     except NotConfigured as exc:
