@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from contextlib import nullcontext
 from typing import Any, Final
 from urllib.parse import urlparse
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.ext import Application
 
 from bot.container import build
@@ -77,6 +78,8 @@ def run(settings: Settings, *, webhook: bool = False) -> None:
             "string; Telegram sends it back in a header that is checked)."
         )
     configure_logging(settings.log_level)
+    # Telegram is asked first, so that a wrong token or no network creates no database.
+    asyncio.run(check_telegram(settings))
     try:
         container = build(settings, serving=True)
     except StorageUnavailable as exc:
@@ -88,6 +91,23 @@ def run(settings: Settings, *, webhook: bool = False) -> None:
     tune_garbage_collector()
     with container.checkpointer or nullcontext():
         _serve(app, settings, webhook=webhook)
+
+
+async def check_telegram(settings: Settings) -> None:
+    """Ask Telegram who the bot is (``getMe``), as the application will at start.
+
+    Raises:
+        telegram.error.InvalidToken: Telegram rejected the token.
+        telegram.error.NetworkError: Telegram could not be reached.
+    """
+    assert settings.bot_token is not None
+    bot = Bot(
+        settings.bot_token.get_secret_value(),
+        base_url=settings.base_url,
+        base_file_url=settings.base_file_url,
+    )
+    async with bot:  # initialize() calls getMe; leaving closes the connection pool
+        log.info("connected to Telegram as @%s", bot.username)
 
 
 def _serve(

@@ -3,8 +3,9 @@ no file created."""
 
 from __future__ import annotations
 
-import gc
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -246,13 +247,43 @@ def test_telegram_unreachable_is_one_line_naming_the_url(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PRESCREEN_DATABASE_URL", f"sqlite:///{env / 'p.sqlite3'}")
-    monkeypatch.setenv("PRESCREEN_BASE_URL", "http://127.0.0.1:1/bot")
-    thresholds = gc.get_threshold()
-    try:
-        code, output = run("run")
-    finally:  # serving tunes the collector for the process: undone for the other tests
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
+    monkeypatch.setenv("PRESCREEN_BASE_URL", "http://127.0.0.1:1/bot")  # connection refused
+    code, output = run("run")
     assert code == 2
     assert output.startswith("error: cannot reach Telegram at http://127.0.0.1:1/bot")
     assert len(output.strip().splitlines()) == 1
+    assert list(env.iterdir()) == []  # asked before the database is created
+
+
+class _Unauthorized(BaseHTTPRequestHandler):
+    """A Bot API server on the loopback that rejects every token, as Telegram does."""
+
+    def do_POST(self) -> None:
+        body = b'{"ok": false, "error_code": 401, "description": "Unauthorized"}'
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_rejected_token_is_one_line_without_the_token(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorized)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("PRESCREEN_DATABASE_URL", f"sqlite:///{env / 'p.sqlite3'}")
+        monkeypatch.setenv("PRESCREEN_BASE_URL", f"http://127.0.0.1:{server.server_port}/bot")
+        code, output = run("run")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 2
+    assert output.startswith("error: Telegram rejected the bot token (PRESCREEN_BOT_TOKEN)")
+    assert len(output.strip().splitlines()) == 1
+    assert list(env.iterdir()) == []

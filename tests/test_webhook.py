@@ -92,8 +92,12 @@ def test_serving_tunes_the_garbage_collector(
     def serve(app: object, settings: Settings, *, webhook: bool) -> None:
         seen.append((gc.get_threshold(), gc.get_freeze_count()))
 
+    async def telegram_answers(settings: Settings) -> None:
+        pass  # no network in tests: start-up's getMe is taken as answered
+
     before = gc.get_threshold()
     monkeypatch.setattr(runner, "_serve", serve)
+    monkeypatch.setattr(runner, "check_telegram", telegram_answers)
     settings = Settings(
         bot_token="1:gc", database_url=f"sqlite:///{tmp_path / 'gc.sqlite3'}", _env_file=None
     )
