@@ -35,7 +35,16 @@ def run(*args: str, input: str | None = None) -> tuple[int, str]:
 
 @pytest.mark.parametrize(
     "command",
-    [["db", "status"], ["db", "upgrade"], ["staff", "list"], ["audit", "verify"]],
+    [
+        ["db", "status"],
+        ["db", "upgrade"],
+        ["staff", "list"],
+        ["staff", "add", "42", "Dr Chen"],
+        ["audit", "verify"],
+        ["export", "t.zip"],
+        ["report", "--out", "log.csv"],
+        ["console"],
+    ],
     ids=lambda c: " ".join(c),
 )
 def test_an_unreachable_database_is_one_line(
