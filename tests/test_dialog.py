@@ -25,7 +25,6 @@ from flows import (
     step,
     verdict_of,
 )
-from flows.dialog import DialogMachine, IllegalMove, dialog_machine
 from flows.verdict import MEMO_SIZE, judge
 from tests.flows_helpers import ELIGIBLE_WOMAN, parsed, run
 
@@ -139,22 +138,6 @@ def test_progress_counts_relevant_questions(seed: Protocol) -> None:
     state, _, _ = run(seed, {k: ELIGIBLE_WOMAN[k] for k in list(ELIGIBLE_WOMAN)[:10]})
     assert current_question(seed, state) is not None
     assert progress(seed, state) == (11, 25)
-
-
-def test_one_machine_per_protocol_version(seed: Protocol) -> None:
-    assert dialog_machine(seed) is dialog_machine(seed)
-    machine = DialogMachine(seed)
-    with pytest.raises(IllegalMove):
-        machine.move("age", "advance", "consent_signed")  # advancing never goes backwards
-    with pytest.raises(IllegalMove):
-        machine.move("eligible", "decide", "eligible")
-    assert machine.move("eligible", "revise", "age") == "age"
-    assert machine.move("age", "advance", "excluded") == "excluded"
-    assert machine.move("pending", "resume", "age") == "age"
-    with pytest.raises(IllegalMove):
-        machine.move("age", "resume", "sex")  # only a pending screening resumes
-    with pytest.raises(IllegalMove):
-        machine.move("age", "leap", "sex")  # no such kind of move
 
 
 def test_the_verdict_memo_stays_bounded(seed: Protocol) -> None:
