@@ -1,66 +1,35 @@
-"""The dialog as a Mermaid state diagram, rendered by ``transitions``' diagram extension."""
+"""The dialog's machine as a Mermaid state diagram, drawn by ``transitions`` itself.
+
+The diagram is built by :func:`flows.machine.define`, the function that builds the machine
+that runs: every edge drawn is a transition the dialog can take, labelled with its trigger and
+the conditions (``[answered & all_met]``) or negated ``unless`` callbacks (``[!asks_sex]``)
+that choose it.
+"""
 
 from __future__ import annotations
 
 from transitions.extensions import GraphMachine
 
-from flows.dialog import ELIGIBLE, EXCLUDED, NEEDS_REVIEW, PENDING
+from flows.machine import define, states
 from flows.schema import Protocol
 
 
-def first_pass_successors(protocol: Protocol, index: int) -> list[str]:
-    """Where the first pass can go after answering question ``index``.
-
-    The next question, or past it when it is conditional (skip logic), down to the first
-    unconditional one; the outcomes after the last question; and exclusion when the answer can
-    fail a criterion that is not overridable.
-    """
-    questions = protocol.questions
-    dests: list[str] = []
-    for later in questions[index + 1 :]:
-        dests.append(later.id)
-        if later.relevant_if is None:
-            break
-    else:
-        dests += [NEEDS_REVIEW, PENDING, ELIGIBLE]
-    qid = questions[index].id
-    if any(
-        not protocol.criteria_by_id[cid].overridable
-        for cid in protocol.criteria_of_question.get(qid, ())
-    ):
-        dests.append(EXCLUDED)
-    return dests
-
-
-class _Model:
-    pass
+class _Drawn:
+    """The model a diagram is drawn for (the diagram belongs to a model in ``transitions``)."""
 
 
 def mermaid(protocol: Protocol) -> str:
-    """The first-pass dialog as a Mermaid ``stateDiagram-v2``.
-
-    Corrections (back to any answered question) and the return to where the dialog was are
-    left out: they connect every pair of states and would hide the protocol's structure.
-    """
-    states = [q.id for q in protocol.questions] + [EXCLUDED, NEEDS_REVIEW, PENDING, ELIGIBLE]
-    model = _Model()
+    """The protocol's dialog machine as a Mermaid ``stateDiagram-v2``."""
+    model = _Drawn()
     machine = GraphMachine(
         model=model,
-        states=states,
-        initial=states[0],
+        states=states(protocol),
+        initial=protocol.questions[0].id,
         auto_transitions=False,
         graph_engine="mermaid",
         title=protocol.label,
-        show_conditions=False,
+        show_conditions=True,
     )
-    for i, question in enumerate(protocol.questions):
-        for dest in first_pass_successors(protocol, i):
-            label = "answer" if dest != EXCLUDED else "criterion not met"
-            if dest in protocol.questions_by_id and protocol.questions_by_id[dest].relevant_if:
-                label = "answer (if relevant)"
-            machine.add_transition(label, question.id, dest)
-    machine.add_transition("results arrive", PENDING, states[0])
-    for dest in (ELIGIBLE, EXCLUDED, PENDING):
-        machine.add_transition("investigator decides", NEEDS_REVIEW, dest)
+    define(machine, protocol)
     text: str = model.get_graph().draw(None)  # type: ignore[attr-defined]
     return text

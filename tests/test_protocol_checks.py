@@ -159,9 +159,10 @@ def test_cli_diagram_is_mermaid() -> None:
     result = runner.invoke(app, ["protocol", "diagram", str(SEED_FILE)])
     assert result.exit_code == 0
     assert "stateDiagram-v2" in result.output
-    assert "sex --> ecog: answer" in result.output
-    assert "platelets --> childbearing_potential: answer (if relevant)" in result.output
-    assert "platelets --> male_reproductive_potential: answer (if relevant)" in result.output
-    assert "platelets --> needs_review: answer" in result.output  # both sexes may skip the rest
-    assert "hemoglobin --> excluded" not in result.output  # overridable: never excludes
-    assert "contraception --> eligible" in result.output
+    assert "sex --> ecog: next [answered]" in result.output
+    assert "sex --> excluded: next [excludes]" in result.output
+    assert (
+        "childbearing_potential --> male_reproductive_potential: next [answered] | "
+        "next [!asks_childbearing_potential]"
+    ) in result.output
+    assert "contraception --> eligible: next [answered & all_met]" in result.output
