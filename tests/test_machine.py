@@ -56,13 +56,13 @@ def expected_stop(
 
 def machine_edges(protocol: Protocol) -> set[tuple[str, str, str]]:
     """``(source, dest, label)`` of every transition of the running machine."""
-    edges = set()
+    edges: set[tuple[str, str, str]] = set()
     for trigger, event in machine_for(protocol).events.items():
         for source, transitions in event.transitions.items():
             for t in transitions:
-                conditions = [c.func if c.target else f"!{c.func}" for c in t.conditions]
+                conditions = [f"{'' if c.target else '!'}{c.func}" for c in t.conditions]
                 label = f"{trigger} [{' & '.join(conditions)}]" if conditions else trigger
-                edges.add((source, t.dest, label))
+                edges.add((source, str(t.dest), label))
     return edges
 
 
