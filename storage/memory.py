@@ -67,8 +67,12 @@ class InMemoryRepository:
         """See :class:`storage.repository.Repository`."""
         with self._lock:
             known = self._staff.get(staff.telegram_id)
-            if known is not None:  # the working screening is not part of a staff edit
-                staff = replace(staff, current_screening_id=known.current_screening_id)
+            if known is not None:  # the working screening and chat are not part of a staff edit
+                staff = replace(
+                    staff,
+                    current_screening_id=known.current_screening_id,
+                    conversation=known.conversation,
+                )
             self._staff[staff.telegram_id] = staff
             return staff
 
@@ -78,6 +82,13 @@ class InMemoryRepository:
             staff = self._staff.get(telegram_id)
             if staff is not None:
                 self._staff[telegram_id] = replace(staff, current_screening_id=screening_id)
+
+    def save_conversation(self, telegram_id: int, conversation: str | None) -> None:
+        """See :class:`storage.repository.Repository`."""
+        with self._lock:
+            staff = self._staff.get(telegram_id)
+            if staff is not None:
+                self._staff[telegram_id] = replace(staff, conversation=conversation)
 
     def list_staff(self) -> list[Staff]:
         """See :class:`storage.repository.Repository`."""

@@ -29,6 +29,8 @@ class Staff:
     active: bool = True
     site: str | None = None
     current_screening_id: int | None = None
+    conversation: str | None = None
+    """What their chat with the bot is in the middle of, as the bot wrote it (JSON)."""
 
 
 @dataclass(frozen=True, slots=True)

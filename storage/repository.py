@@ -53,6 +53,10 @@ class Repository(Interface):
         """Remember which screening a staff member is working on."""
         ...
 
+    def save_conversation(self, telegram_id: int, conversation: str | None) -> None:
+        """Keep what a staff member's chat is in the middle of (``None``: nothing)."""
+        ...
+
     # --- protocol versions ---
     def save_protocol(self, protocol: Protocol) -> None:
         """Keep a protocol version by its content hash (idempotent)."""

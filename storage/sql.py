@@ -69,6 +69,7 @@ def _staff(row: StaffMember) -> Staff:
         row.active,
         row.site,
         row.current_screening_id,
+        row.conversation,
     )
 
 
@@ -199,6 +200,16 @@ class SqlRepository:
             ).first()
             if row is not None:
                 row.current_screening_id = screening_id
+                session.add(row)
+
+    def save_conversation(self, telegram_id: int, conversation: str | None) -> None:
+        """See :class:`storage.repository.Repository`."""
+        with self._writing() as session, session.begin():
+            row = session.exec(
+                select(StaffMember).where(StaffMember.telegram_id == telegram_id)
+            ).first()
+            if row is not None:
+                row.conversation = conversation
                 session.add(row)
 
     # --- protocol versions ---

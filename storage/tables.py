@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     text,
@@ -74,6 +75,8 @@ class StaffMember(SQLModel, table=True):
             nullable=True,
         ),
     )
+    # What this person's chat with the bot is in the middle of (bot.conversation), as JSON.
+    conversation: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

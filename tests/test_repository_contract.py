@@ -97,6 +97,20 @@ def test_current_screening_survives_staff_edits(repo: Repository, seed: Protocol
     assert repo.get_staff(ALICE).current_screening_id is None  # type: ignore[union-attr]
 
 
+def test_the_conversation_is_kept_with_the_staff_member(repo: Repository) -> None:
+    repo.save_staff(Staff(ALICE, "Alice", Role.COORDINATOR))
+    repo.save_conversation(ALICE, '{"phase": {"kind": "awaiting_code"}}')
+    assert repo.visitor(ALICE, 1).staff.conversation == (  # type: ignore[union-attr]
+        '{"phase": {"kind": "awaiting_code"}}'
+    )
+    repo.save_staff(Staff(ALICE, "Alice B.", Role.INVESTIGATOR))  # an edit keeps it
+    assert repo.get_staff(ALICE).conversation is not None  # type: ignore[union-attr]
+    repo.save_conversation(ALICE, None)
+    assert repo.get_staff(ALICE).conversation is None  # type: ignore[union-attr]
+    repo.save_conversation(999, "{}")  # not staff: nothing to keep it with
+    assert repo.get_staff(999) is None
+
+
 def test_visitor_reads_staff_current_screening_and_redelivery_at_once(
     repo: Repository, seed: Protocol
 ) -> None:

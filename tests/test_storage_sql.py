@@ -64,6 +64,26 @@ def test_downgrade_to_empty_and_up_again(engine: Engine) -> None:
     assert current_revision(engine) == head_revision()
 
 
+def test_upgrade_from_0006_keeps_staff_and_adds_their_conversation(engine: Engine) -> None:
+    from sqlalchemy import text
+
+    upgrade(engine, "0006")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO staff_member (telegram_id, display_name, role, active, created_at, "
+                "updated_at) VALUES (7, 'Dr Chen', 'investigator', true, :now, :now)"
+            ),
+            {"now": "2026-12-01 08:00:00"},
+        )
+    upgrade(engine)
+    repo = SqlRepository(engine)
+    staff = repo.get_staff(7)
+    assert staff is not None and staff.display_name == "Dr Chen" and staff.conversation is None
+    repo.save_conversation(7, '{"phase": {"kind": "idle"}}')
+    assert repo.get_staff(7).conversation == '{"phase": {"kind": "idle"}}'  # type: ignore[union-attr]
+
+
 def test_outdated_schema_is_refused_unless_upgrading(engine: Engine) -> None:
     with pytest.raises(SchemaOutdated, match="prescreen db upgrade"):
         ensure_schema(engine, auto_upgrade=False)
