@@ -324,10 +324,10 @@ async def ours(
     timers: CallTimers | None = None,
 ) -> dict[str, Any]:
     from bench.scratch import scratch_engine
+    from bot.application import build_application
     from bot.runner import tune_garbage_collector
     from bot.service import ScreeningService
     from bot.settings import DEFAULT_CODE_PATTERN, Settings
-    from bot.telegram_bot import build_application
     from flows import Catalog
     from flows.loader import BUNDLED_DIR, load_protocol
     from storage.db import Checkpointer, upgrade

@@ -14,10 +14,10 @@ from sqlalchemy import Engine
 from bench.e2e import drive
 from bench.rss import peak_rss_mb
 from bench.scratch import scratch_engine
+from bot.application import build_application
 from bot.runner import tune_garbage_collector
 from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN, Settings
-from bot.telegram_bot import build_application
 from flows import Catalog, Protocol
 from flows.loader import BUNDLED_DIR, load_protocol
 from storage.db import Checkpointer, upgrade

@@ -1,8 +1,9 @@
 """Callback data of inline buttons: which screening, which revision, what was chosen.
 
 Every button carries the screening id and its row version, so a tap on a button from an older
-message can be recognised and refused. Encoded as ``action|screening|revision|argument`` to stay
-within Telegram's 64 bytes.
+message can be recognised and refused. Encoded as ``<version><action>|screening|revision|argument``
+to stay within Telegram's 64 bytes; the leading version changes whenever the encoding does, so
+buttons left in chats by an older release are refused as outdated instead of misread.
 
 Callback data is input like any other: a client can send any 64 bytes. :func:`decode` accepts
 only what :meth:`Callback.encode` can produce for a known action, so that a handler never
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 MAX_BYTES = 64
+
+VERSION = "1"
+"""The encoding's version, the first character of every button's data."""
 
 MAX_ID = 2**63 - 1
 """Database ids are 64-bit signed integers: a larger number cannot name a row."""
@@ -75,7 +79,7 @@ class Callback:
 
     def encode(self) -> str:
         """The callback_data string."""
-        data = f"{self.action.value}|{self.screening_id}|{self.revision}|{self.arg}"
+        data = f"{VERSION}{self.action.value}|{self.screening_id}|{self.revision}|{self.arg}"
         if len(data.encode()) > MAX_BYTES:
             raise ValueError(f"callback data over {MAX_BYTES} bytes: {data!r}")
         return data
@@ -102,10 +106,10 @@ def decode(data: str | None) -> Callback | None:
     if not data or len(data.encode()) > MAX_BYTES:
         return None
     parts = data.split("|")
-    if len(parts) != 4:
+    if len(parts) != 4 or not parts[0].startswith(VERSION):
         return None
     try:
-        action = Action(parts[0])
+        action = Action(parts[0].removeprefix(VERSION))
     except ValueError:
         return None
     screening_id, revision = _number(parts[1]), _number(parts[2])

@@ -19,7 +19,7 @@ from bot.service import (
     Refused,
     ScreeningService,
 )
-from flows import AnswerRecorded, Protocol, current_question, verdict_of
+from flows import AnswerRecorded, AnswerValue, Protocol, current_question, verdict_of
 from flows.batch import parse_batch
 from flows.messages import Message, render
 from flows.parsing import Invalid, Parsed
@@ -73,8 +73,10 @@ class Console:
         self.read = read
         self.write = write
         self.screening: Screening | None = None
-        # Values typed ahead in one line, recorded as their questions come up (as in the bot).
-        self.prefill: dict[str, str] = {}
+        # Values typed ahead in one line, read once, recorded as their questions come up (as
+        # in the bot): the value and its text, and the value as shown back.
+        self.prefill: dict[str, tuple[AnswerValue, str]] = {}
+        self.echoes: dict[str, str] = {}
 
     # --- display ---
     def _protocol(self) -> Protocol:
@@ -165,7 +167,9 @@ class Console:
         if self.read("Record these values? [yes/no] ").strip().lower() not in YES:
             self.write("Nothing was recorded.")
             return True
-        self.prefill = {q: raw for q, raw, _ in batch}
+        read = [(q, raw, r) for q, raw, r in batch if isinstance(r, Parsed)]
+        self.prefill = {q: (r.value, raw) for q, raw, r in read}
+        self.echoes = {q: render(r.echo, self.lang) for q, _, r in read}
         self._apply_prefill()
         return True
 
@@ -176,9 +180,8 @@ class Console:
         self.screening, done = self.service.answer_prefilled(
             self.screening, self.prefill, actor=self.actor
         )
-        for qid, outcome in done:
-            shown = render(outcome.echo, self.lang) if outcome.echo else self.prefill.get(qid, "")
-            self.write(f"✔ {question_label(protocol, qid, self.lang)}: {shown}")
+        for qid, _ in done:
+            self.write(f"✔ {question_label(protocol, qid, self.lang)}: {self.echoes[qid]}")
 
     def _answers(self) -> list[str]:
         """The answered questions in protocol order, numbered from 1 for ``/back N``."""

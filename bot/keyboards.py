@@ -6,7 +6,9 @@ from collections.abc import Iterable, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-__all__ = ["Button", "Keyboard", "button", "keyboard"]
+from bot.callbacks import Callback
+
+__all__ = ["Button", "Keyboard", "button", "keyboard", "tap"]
 
 Button = InlineKeyboardButton
 Keyboard = InlineKeyboardMarkup
@@ -23,3 +25,8 @@ def button(text: str, data: str) -> Button:
 def keyboard(rows: Iterable[Sequence[Button]]) -> Keyboard:
     """An inline keyboard of ``rows``."""
     return InlineKeyboardMarkup([list(row) for row in rows])
+
+
+def tap(text: str, callback: Callback) -> Button:
+    """A button labelled ``text`` that sends ``callback`` back when tapped."""
+    return button(text, callback.encode())

@@ -12,10 +12,10 @@ from urllib.parse import urlparse
 from telegram import Bot, Update
 from telegram.ext import Application
 
+from bot.application import build_application
 from bot.container import build
 from bot.service import ScreeningService
 from bot.settings import Settings
-from bot.telegram_bot import build_application
 from storage.db import safe_url
 from storage.records import StorageUnavailable
 
@@ -67,7 +67,7 @@ def run(settings: Settings, *, webhook: bool = False) -> None:
     Raises:
         NotConfigured: No token, or webhook mode without its URL and secret.
     """
-    from bot.telegram_bot import MISSING_TOKEN
+    from bot.application import MISSING_TOKEN
 
     if settings.bot_token is None:
         raise NotConfigured(MISSING_TOKEN)

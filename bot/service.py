@@ -72,6 +72,8 @@ class NeedsReason:
     question_id: str
     previous: AnswerValue
     value: AnswerValue
+    echo: Message | None = None
+    """The new value as read from typed text, normalised, to show back once recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +277,7 @@ class ScreeningService:
             return ConfirmFirst(question.id, parsed)
         previous = needs_reason(screening, question.id, parsed.value)
         if previous is not None and not reason:
-            return NeedsReason(question.id, previous, parsed.value)
+            return NeedsReason(question.id, previous, parsed.value, parsed.echo)
         return self.apply(
             screening,
             Answer(question.id, parsed.value),
@@ -287,13 +289,23 @@ class ScreeningService:
         )
 
     def answer_prefilled(
-        self, screening: Screening, items: dict[str, str], *, actor: int
+        self,
+        screening: Screening,
+        items: dict[str, tuple[AnswerValue, str]],
+        *,
+        actor: int,
     ) -> tuple[Screening, list[tuple[str, Recorded]]]:
         """Record values typed ahead in one message (a lab panel) as their questions come up.
 
-        Each value is recorded at its own question, one step and one audit event each, exactly
-        as if it had been typed there; skip logic and early stop apply in between. Recorded
-        items are removed from ``items``; those for questions not reached yet stay.
+        Each value, read once when the message came, is recorded at its own question, one step
+        and one audit event each, exactly as if it had been typed there; skip logic and early
+        stop apply in between. Recorded items are removed from ``items``; those for questions
+        not reached yet stay.
+
+        Args:
+            screening: The screening.
+            items: The value and the text it was read from, by question id.
+            actor: Who typed them.
 
         Returns:
             The screening afterwards, and each recorded question id with its outcome.
@@ -301,7 +313,8 @@ class ScreeningService:
         done: list[tuple[str, Recorded]] = []
         while screening.state.at in items:
             qid = screening.state.at
-            outcome = self.answer_text(screening, items.pop(qid), actor=actor, confirmed=True)
+            value, raw = items.pop(qid)
+            outcome = self.answer_value(screening, qid, value, raw, actor=actor)
             if not isinstance(outcome, Recorded):
                 break
             screening = outcome.screening

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import Engine
 from telegram.ext import Application
 
+from bot.application import build_application
 from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN, Settings
-from bot.telegram_bot import build_application
 from flows import Catalog, Protocol
 from storage.db import make_engine, upgrade
 from storage.records import Role, Staff

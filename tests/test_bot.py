@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from bot.telegram_bot import COMMANDS
+from bot.application import COMMANDS
 from flows import Protocol
 from storage.audit import verify_entries
 from storage.records import Screening

@@ -49,22 +49,24 @@ async def group_message(world: BotWorld, user: Chat, text: str, chat_id: int) ->
 
 
 FORGED = [
-    "t|0|0|1",
-    "t|0|0|",
-    "t|7001206864|82498|-1:n",
-    "t|0|0|99",
-    "a|1|4|999:y",
-    "a|1|1|0:o99",
-    "a|1|1|0:q",
-    "p|" + "9" * 30 + "|4|3",
-    "d|1|1|999:a",
-    "g|1|1|9999",
-    "r|1|1|9",
-    "l|0|0|fr",
-    "z|1|1|",
-    "a|1|1",
-    "a|1|1|0:y|extra",
-    "a|-1|1|0:y",
+    "1t|0|0|1",
+    "1t|0|0|",
+    "1t|7001206864|82498|-1:n",
+    "1t|0|0|99",
+    "1a|1|4|999:y",
+    "1a|1|1|0:o99",
+    "1a|1|1|0:q",
+    "1p|" + "9" * 30 + "|4|3",
+    "1d|1|1|999:a",
+    "1g|1|1|9999",
+    "1r|1|1|9",
+    "1l|0|0|fr",
+    "1z|1|1|",
+    "1a|1|1",
+    "1a|1|1|0:y|extra",
+    "1a|-1|1|0:y",
+    "a|1|1|0:y",  # the encoding before versions: an old button
+    "2a|1|1|0:y",  # a version this release does not write
     "",
     "é" * 32,
 ]
@@ -96,7 +98,7 @@ async def test_a_yes_no_question_takes_no_option_index(world: BotWorld) -> None:
     await alice.send("/new H-102")
     s = world.repo.find_screening("H-102")
     assert s is not None
-    data = f"a|{s.id}|{s.row_version}|0:o0"
+    data = f"1a|{s.id}|{s.row_version}|0:o0"
     assert await tap(alice, data, inaccessible(alice.last_message())) == []
     assert world.repo.answers(s.id) == []
 
@@ -175,7 +177,7 @@ async def test_redelivered_updates_get_no_reply(world: BotWorld) -> None:
         assert len(world.api.calls) == calls, text
     # A tap, an outdated tap and a forged one: none is acknowledged a second time.
     spent, _ = alice.button("Yes")
-    fresh = (alice.press("Yes"), alice.press("Yes", message=spent), tap(alice, "x|1|1|"))
+    fresh = (alice.press("Yes"), alice.press("Yes", message=spent), tap(alice, "1x|1|1|"))
     for press in (*fresh, alice.press("Yes")):
         await press
         calls = len(world.api.calls)

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from bot.application import build_application
 from bot.cli import app as cli
 from bot.service import Recorded, ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN, Settings
-from bot.telegram_bot import build_application
 from flows import Catalog, Protocol, current_question
 from storage.db import make_engine, upgrade
 from storage.memory import InMemoryRepository

@@ -1,0 +1,203 @@
+"""What the bot shows: a question with its buttons, an outcome with its actions, lists.
+
+Plain functions from a screening to text and buttons; nothing here sends or records.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.callbacks import Action, Callback
+from bot.i18n import REASONS, t
+from bot.keyboards import Button, Keyboard, keyboard, tap
+from bot.service import ScreeningService
+from flows import UNKNOWN, AnswerValue, Protocol, current_question, verdict_of
+from flows.dialog import (
+    ELIGIBLE,
+    EXCLUDED,
+    NEEDS_REVIEW,
+    PENDING,
+    missing,
+    previous_question,
+    relevant_questions,
+)
+from flows.render import answer_text, outcome_text, question_text, summary
+from flows.schema import ChoiceQuestion, Question, YesNoQuestion
+from flows.text import Lang
+from storage.records import Screening, Staff
+
+
+def screen(service: ScreeningService, screening: Screening, lang: Lang) -> tuple[str, Keyboard]:
+    """The current question with its buttons, or the outcome with its actions."""
+    protocol = service.protocol_for(screening)
+    question = current_question(protocol, screening.state)
+    if question is not None:
+        return _question(protocol, screening, question, lang)
+    return _outcome(protocol, screening, lang)
+
+
+def _question(
+    protocol: Protocol, screening: Screening, question: Question, lang: Lang
+) -> tuple[str, Keyboard]:
+    state, sid, rev = screening.state, screening.id, screening.row_version
+    text = f"[{screening.code}] " + question_text(protocol, state, lang)
+    if question.id in state.answers:
+        shown = answer_text(protocol, question.id, state.answers[question.id], lang)
+        text += "\n" + t("current_answer", lang, answer=shown)
+    qi = protocol.question_index[question.id]
+    rows: list[list[Button]] = []
+    if isinstance(question, YesNoQuestion):
+        rows.append(
+            [
+                tap(t("b_yes", lang), Callback(Action.ANSWER, sid, rev, f"{qi}:y")),
+                tap(t("b_no", lang), Callback(Action.ANSWER, sid, rev, f"{qi}:n")),
+            ]
+        )
+    elif isinstance(question, ChoiceQuestion):
+        buttons = [
+            tap(o.text.get(lang), Callback(Action.ANSWER, sid, rev, f"{qi}:o{i}"))
+            for i, o in enumerate(question.options)
+        ]
+        short = all(len(o.text.get(lang)) <= 4 for o in question.options)
+        rows += [buttons] if short else [[b] for b in buttons]
+    last = [tap(t("b_unknown", lang), Callback(Action.ANSWER, sid, rev, f"{qi}:u"))]
+    if previous_question(protocol, state) is not None:
+        last.append(tap(t("b_back", lang), Callback(Action.PREVIOUS, sid, rev, str(qi))))
+    rows.append(last)
+    return text, keyboard(rows)
+
+
+def _outcome(protocol: Protocol, screening: Screening, lang: Lang) -> tuple[str, Keyboard]:
+    state, sid, rev = screening.state, screening.id, screening.row_version
+    verdict = verdict_of(protocol, state)
+    text = (
+        f"[{screening.code}] {outcome_text(protocol, state, verdict, lang)}\n\n"
+        f"{summary(protocol, verdict, lang)}"
+    )
+    correct = tap(t("b_correct", lang), Callback(Action.CORRECT, sid, rev))
+    results = [tap(t("b_results", lang), Callback(Action.RESULTS, sid, rev))]
+    confirm = tap(t("b_confirm_exclusion", lang), Callback(Action.CONFIRM_EXCLUSION, sid, rev))
+    actions: dict[str, tuple[str, list[Button]]] = {
+        EXCLUDED: ("excluded_actions", [confirm]),
+        NEEDS_REVIEW: (
+            "review_waiting",
+            results if missing(protocol, state.answers, verdict) else [],
+        ),
+        PENDING: ("pending_actions", results),
+        ELIGIBLE: ("sign_prompt", [tap(t("b_sign", lang), Callback(Action.SIGN, sid, rev))]),
+    }
+    key, buttons = actions[state.at]
+    text += "\n\n" + t(key, lang)
+    rows = [[*buttons, correct]]
+    if state.at in (PENDING, NEEDS_REVIEW):
+        rows.append([tap(t("b_not_completed", lang), Callback(Action.NOT_COMPLETED, sid, rev))])
+    return text, keyboard(rows)
+
+
+def answered_rows(protocol: Protocol, screening: Screening, lang: Lang) -> list[list[Button]]:
+    """One button per answered question, to pick the answer to change."""
+    answers = screening.state.answers
+    return [
+        [
+            tap(
+                f"{q.label.get(lang)}: {answer_text(protocol, q.id, answers[q.id], lang)}",
+                Callback(
+                    Action.GO_TO,
+                    screening.id,
+                    screening.row_version,
+                    str(protocol.question_index[q.id]),
+                ),
+            )
+        ]
+        for q in relevant_questions(protocol, answers)
+        if q.id in answers
+    ]
+
+
+def review_screen(
+    protocol: Protocol, screening: Screening, lang: Lang
+) -> tuple[str, Keyboard | None]:
+    """An investigator's view of a screening: the outcome, Approve and Reject per criterion."""
+    verdict = verdict_of(protocol, screening.state)
+    rows = []
+    for cv in verdict.awaiting_review:
+        index = [c.id for c in protocol.criteria].index(cv.criterion_id)
+        number = protocol.criteria[index].number
+        rows.append(
+            [
+                tap(
+                    t("b_approve", lang, number=number),
+                    Callback(Action.DECIDE, screening.id, screening.row_version, f"{index}:a"),
+                ),
+                tap(
+                    t("b_reject", lang, number=number),
+                    Callback(Action.DECIDE, screening.id, screening.row_version, f"{index}:r"),
+                ),
+            ]
+        )
+    text = (
+        f"[{screening.code}] {outcome_text(protocol, screening.state, verdict, lang)}"
+        f"\n\n{summary(protocol, verdict, lang)}"
+    )
+    return text, keyboard(rows) if rows else None
+
+
+def reason_buttons(screening: Screening, lang: Lang) -> Keyboard:
+    """The usual reasons for a change, and "Other" to type one."""
+    sid, rev = screening.id, screening.row_version
+    rows = [
+        [tap(t(key, lang), Callback(Action.REASON, sid, rev, str(i)))]
+        for i, key in enumerate(REASONS)
+    ]
+    rows.append([tap(t("b_other", lang), Callback(Action.REASON, sid, rev, "o"))])
+    return keyboard(rows)
+
+
+def fits(protocol: Protocol, data: Callback) -> bool:
+    """Whether the indices a button carries exist in the screening's protocol."""
+    match data.action:
+        case Action.ANSWER:
+            if data.index() >= len(protocol.questions):
+                return False
+            return tapped_value(protocol.questions[data.index()], data.choice) is not None
+        case Action.GO_TO | Action.PREVIOUS:
+            return data.index() < len(protocol.questions)
+        case Action.DECIDE:
+            return data.index() < len(protocol.criteria)
+        case Action.REASON:
+            return data.arg == "o" or int(data.arg) < len(REASONS)
+    return True
+
+
+def tapped_value(question: Question, choice: str) -> AnswerValue | None:
+    """The answer a button of ``question`` stands for; ``None`` if it has no such button."""
+    if choice == "u":
+        return UNKNOWN
+    if isinstance(question, YesNoQuestion) and choice in {"y", "n"}:
+        return choice == "y"
+    if isinstance(question, ChoiceQuestion) and choice.startswith("o"):
+        index = int(choice[1:])
+        return question.options[index].id if index < len(question.options) else None
+    return None
+
+
+def staff_line(staff: Staff, lang: Lang) -> str:
+    """One staff member, for /staff."""
+    return t(
+        "staff_saved",
+        lang,
+        id=staff.telegram_id,
+        name=staff.display_name,
+        role=staff.role.value,
+        state=t("active" if staff.active else "removed", lang),
+    )
+
+
+def ago(delta: timedelta) -> str:
+    """How long ago, as short as a phone's button needs: ``5 min``, ``3 h``, ``2 d``."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{max(minutes, 0)} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} d"
