@@ -283,6 +283,86 @@ async def test_restart_resumes_at_the_same_question(world: BotWorld, seed: Proto
         await world.app.initialize()  # the fixture shuts it down
 
 
+async def restarted(world: BotWorld, seed: Protocol) -> BotWorld:
+    """A new bot process on the same database (the fixture's own is shut down)."""
+    await world.app.shutdown()
+    return await start_world(world.engine, seed)
+
+
+async def test_a_restart_keeps_a_value_waiting_for_confirmation(
+    world: BotWorld, seed: Protocol
+) -> None:
+    alice = world.chat(ALICE)
+    await alice.send("/new S-114")
+    for label in ("Yes", "Yes", "B-ALL, refractory"):
+        await alice.press(label)
+    await alice.send("2")
+    for label in ("No", "No", "No suitable donor"):
+        await alice.press(label)
+    prompt = await alice.send("98")
+    assert "Record it?" in prompt[0]
+    spent = alice.last_message()
+    again = await restarted(world, seed)
+    try:
+        alice2 = again.chat(ALICE)
+        reply = await alice2.press("✔ Record", message=spent)
+        assert "Age: 98 years" in reply[0] and "criterion 3 is not met" in reply[0]
+        age = [
+            a for a in again.repo.answers(screening(again, "S-114").id) if a.question_id == "age"
+        ]
+        assert [(a.raw_text, a.status) for a in age] == [("98", "active")]
+        assert again.errors == []
+    finally:
+        await again.app.shutdown()
+        await world.app.initialize()
+
+
+async def test_a_restart_keeps_a_correction_waiting_for_its_reason(
+    world: BotWorld, seed: Protocol
+) -> None:
+    alice = world.chat(ALICE)
+    await up_to_labs(alice, "S-115")
+    await alice.send("/back")
+    await alice.press("Age: 45")
+    await alice.send("46")
+    await alice.press("Other (type it)")
+    again = await restarted(world, seed)
+    try:
+        alice2 = again.chat(ALICE)
+        await alice2.send("date of birth misread")
+        ages = [
+            a for a in again.repo.answers(screening(again, "S-115").id) if a.question_id == "age"
+        ]
+        assert [(a.raw_text, a.status, a.change_reason) for a in ages] == [
+            ("45", "superseded", "date of birth misread"),
+            ("46", "active", None),
+        ]
+        assert "Creatinine" in alice2.last_text()
+        assert again.errors == []
+    finally:
+        await again.app.shutdown()
+        await world.app.initialize()
+
+
+async def test_a_restart_keeps_the_chosen_language_and_an_awaited_code(
+    world: BotWorld, seed: Protocol
+) -> None:
+    alice = world.chat(ALICE)
+    await alice.send("/language")
+    await alice.press("中文")
+    await alice.send("/new")
+    again = await restarted(world, seed)
+    try:
+        alice2 = again.chat(ALICE)
+        reply = await alice2.send("S-116")
+        assert "受试者是否自愿参加并已签署知情同意书？" in reply[0]
+        assert screening(again, "S-116").created_by == ALICE
+        assert again.errors == []
+    finally:
+        await again.app.shutdown()
+        await world.app.initialize()
+
+
 async def test_chinese(world: BotWorld) -> None:
     alice = world.chat(ALICE, lang="zh-hans")
     reply = await alice.send("/new S-113")
