@@ -27,7 +27,8 @@ from bot.service import ScreeningService
 from bot.settings import Settings
 from bot.shell import Context, Shell
 from bot.typed import on_text
-from flows.text import Lang
+from flows.catalogue import tr
+from flows.text import LANGUAGES
 
 App = Application[Any, Any, Any, Any, Any, Any]
 Handler = Callable[[Shell, Update, Context], Coroutine[Any, Any, None]]
@@ -38,32 +39,8 @@ MISSING_TOKEN = (
     "(it looks like 123456789:AA…)."
 )
 
-COMMANDS: dict[Lang, list[tuple[str, str]]] = {
-    "en": [
-        ("new", "Start a screening"),
-        ("resume", "My unfinished screenings"),
-        ("status", "Where the screening stands"),
-        ("back", "Change an earlier answer"),
-        ("cancel", "Abandon the screening"),
-        ("review", "Screenings awaiting a decision"),
-        ("help", "How to use the bot"),
-        ("language", "English / 中文"),
-        ("staff", "Manage staff (admins)"),
-        ("start", "Who I am"),
-    ],
-    "zh": [
-        ("new", "开始筛选"),
-        ("resume", "未完成的筛选"),
-        ("status", "当前进度"),
-        ("back", "修改之前的答案"),
-        ("cancel", "放弃筛选"),
-        ("review", "待裁定的筛选"),
-        ("help", "使用说明"),
-        ("language", "English / 中文"),
-        ("staff", "管理人员（管理员）"),
-        ("start", "我是谁"),
-    ],
-}
+MENU = ("new", "resume", "status", "back", "cancel", "review", "help", "language", "staff", "start")
+"""The commands Telegram lists in its menu, in this order (their descriptions: ``menu_*``)."""
 
 _COMMAND_HANDLERS: dict[str, Handler] = {
     "start": commands.cmd_start,
@@ -98,9 +75,10 @@ def register(app: App, shell: Shell) -> None:
 
 async def _post_init(app: App) -> None:
     """Register the command menu in both languages."""
-    for lang, menu in COMMANDS.items():
+    for lang in LANGUAGES:
         await app.bot.set_my_commands(
-            [BotCommand(c, d) for c, d in menu], language_code=None if lang == "en" else lang
+            [BotCommand(c, tr(f"menu_{c}", lang)) for c in MENU],
+            language_code=None if lang == "en" else lang,
         )
 
 

@@ -21,6 +21,7 @@ from bot.service import (
 )
 from flows import AnswerRecorded, AnswerValue, Protocol, current_question, verdict_of
 from flows.batch import parse_batch
+from flows.catalogue import tr
 from flows.messages import Message, render
 from flows.parsing import Invalid, Parsed
 from flows.render import (
@@ -34,7 +35,7 @@ from flows.render import (
 )
 from flows.schema import ChoiceQuestion, YesNoQuestion
 from flows.text import Lang
-from storage.records import CLOSE_WORDS, CloseKind, Screening
+from storage.records import CloseKind, Screening
 
 HELP = """Commands:
   /new CODE            start a screening          /resume N     resume unfinished screening N
@@ -312,7 +313,7 @@ class Console:
             closed = self.service.close(self.screening, kind, actor=self.actor, reason=reason)
             self._outcome(closed)
             if isinstance(closed, Screening):
-                self.write(f"Screening {closed.code} closed ({CLOSE_WORDS[kind]}).")
+                self.write(f"Screening {closed.code} closed ({tr(f'close_{kind}', self.lang)}).")
                 self.screening = None
                 return True
         else:

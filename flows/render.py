@@ -6,6 +6,7 @@ so that every surface explains a verdict in the same words.
 
 from __future__ import annotations
 
+from flows.catalogue import tr
 from flows.dialog import ScreeningState, current_question, missing_for, progress, verdict_of
 from flows.rules import Check, format_actual
 from flows.schema import ChoiceQuestion, LabQuestion, NumberQuestion, Protocol
@@ -16,97 +17,22 @@ from flows.verdict import CriterionVerdict, Outcome, Status, Verdict
 
 _OPERATORS = {"eq": "=", "ne": "≠", "in": "∈", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
 
-_WORDS: dict[str, dict[Lang, str]] = {
-    "question_of": {
-        "en": "Question {pos} · up to {left} more",
-        "zh": "第 {pos} 题 · 最多还有 {left} 题",
-    },
-    "question_last": {"en": "Question {pos} · the last", "zh": "第 {pos} 题 · 最后一题"},
-    "criterion_text": {"en": "{name}: “{text}”", "zh": "{name}：“{text}”"},
-    "criterion": {"en": "Criterion", "zh": "标准"},
-    "criteria": {"en": "Criteria", "zh": "标准"},
-    "required": {"en": "required", "zh": "要求"},
-    "not_answered": {"en": "not answered", "zh": "未回答"},
-    "excluded": {
-        "en": "Not eligible: criterion {number} is not met.",
-        "zh": "不符合入组条件：未满足标准 {number}。",
-    },
-    "review": {
-        "en": "Needs the investigator's decision on criterion {number}.",
-        "zh": "需研究者裁定标准 {number}。",
-    },
-    "pending": {
-        "en": "Pending: criterion {number} cannot be decided yet.",
-        "zh": "待定：标准 {number} 尚无法判断。",
-    },
-    "missing": {"en": "Missing", "zh": "缺少"},
-    "review_then_results": {
-        "en": "Waiting for the investigator's decision, then for a result:",
-        "zh": "等待研究者裁定，然后等待检查结果：",
-    },
-    "awaited": {
-        "en": "Result awaited for criterion {number}.",
-        "zh": "标准 {number} 的结果待出。",
-    },
-    "review_then_results_next": {
-        "en": "Next, in either order: the investigator decides, and the result is entered with "
-        "“Results arrived” when it comes. If the investigator rejects, the patient is not "
-        "eligible.",
-        "zh": "接下来（顺序不限）：研究者裁定；结果出来后点击“结果已出”录入。若研究者否决，"
-        "则患者不符合入组条件。",
-    },
-    "eligible": {"en": "Eligible: every criterion is met.", "zh": "符合入组条件：所有标准均满足。"},
-    "eligible_approved": {
-        "en": "Eligible: every criterion is met, except those the investigator approved (☑️).",
-        "zh": "符合入组条件：除研究者已批准的标准（☑️）外，所有标准均满足。",
-    },
-    "approved": {"en": "approved by the investigator", "zh": "研究者已批准"},
-    "rejected": {"en": "rejected by the investigator", "zh": "研究者已否决"},
-    "between": {
-        "en": "between {low} and {high} (inclusive)",
-        "zh": "介于 {low} 与 {high} 之间（含）",
-    },
-}
-
-STATUS_LABEL: dict[Status, dict[Lang, str]] = {
-    Status.IN_PROGRESS: {"en": "in progress", "zh": "进行中"},
-    Status.INELIGIBLE: {"en": "not eligible", "zh": "不符合"},
-    Status.NEEDS_REVIEW: {"en": "needs investigator review", "zh": "待研究者裁定"},
-    Status.PENDING: {"en": "pending results", "zh": "待结果"},
-    Status.ELIGIBLE: {"en": "eligible", "zh": "符合"},
-}
-
 _MARK = {
     Outcome.MET: "✅",
     Outcome.NOT_MET: "❌",
     Outcome.UNKNOWN: "❓",
     Outcome.NOT_APPLICABLE: "➖",
 }
-_LEGEND: dict[str, dict[Lang, str]] = {
-    "approved": {
-        "en": "☑️ {name} — not met, approved by the investigator: {reason}",
-        "zh": "☑️ {name} — 未满足，研究者已批准：{reason}",
-    },
-    "rejected": {
-        "en": "❌ {name} — rejected by the investigator: {reason}",
-        "zh": "❌ {name} — 研究者已否决：{reason}",
-    },
-    "awaiting": {
-        "en": "⚖️ {name} — awaiting the investigator's decision",
-        "zh": "⚖️ {name} — 待研究者裁定",
-    },
-    "not_reached": {
-        "en": "⏹ {name} — not reached (screening stopped)",
-        "zh": "⏹ {name} — 未询问（筛选已终止）",
-    },
-    "pending": {"en": "❓ {name} — result pending", "zh": "❓ {name} — 结果待出"},
-    "not_applicable": {"en": "➖ {name} — not applicable", "zh": "➖ {name} — 不适用"},
-}
 
 
 def word(key: str, lang: Lang, **params: object) -> str:
-    """One phrase of this module's vocabulary."""
-    return _WORDS[key][lang].format(**params)
+    """One phrase of the screens' vocabulary (:mod:`flows.catalogue`)."""
+    return tr(key, lang, **params)
+
+
+def status_label(status: Status, lang: Lang) -> str:
+    """A screening's status as a reader says it: "pending results"."""
+    return tr(f"status_{status.value}", lang)
 
 
 def question_label(protocol: Protocol, question_id: str, lang: Lang) -> str:
@@ -201,7 +127,7 @@ def outcome_text(protocol: Protocol, state: ScreeningState, verdict: Verdict, la
             lines.append(word("excluded", lang, number=criterion.number))
             lines += _reasons(protocol, cv, answers, lang)
             if cv.decision is not None:
-                lines.append(f"  ({word('rejected', lang)}: {cv.decision.reason})")
+                lines.append(f"  ({word('investigator_rejected', lang)}: {cv.decision.reason})")
             lines.append(
                 word(
                     "criterion_text", lang, name=criterion.name(lang), text=criterion.text.get(lang)
@@ -260,7 +186,7 @@ def summary(protocol: Protocol, verdict: Verdict, lang: Lang) -> str:
             lines.append(f"{_MARK[cv.outcome]} {name}")
         else:
             reason = cv.decision.reason if cv.decision is not None else ""
-            lines.append(_LEGEND[key][lang].format(name=name, reason=reason))
+            lines.append(tr(f"legend_{key}", lang, name=name, reason=reason))
     return "\n".join(lines)
 
 
@@ -272,7 +198,7 @@ def short_title(protocol: Protocol, lang: Lang) -> str:
 def where_it_stands(protocol: Protocol, state: ScreeningState, lang: Lang) -> str:
     """A few words for lists: "question 9", or the outcome ("pending results")."""
     if current_question(protocol, state) is None:
-        return STATUS_LABEL[verdict_of(protocol, state).status][lang]
+        return status_label(verdict_of(protocol, state).status, lang)
     pos, _ = progress(protocol, state)
     return f"第 {pos} 题" if lang == "zh" else f"question {pos}"
 

@@ -15,10 +15,14 @@ from typing import IO, Any
 
 import orjson
 
+from flows.catalogue import tr
+from flows.text import Lang
 from reports.pdf import Paragraph, PdfDocument, PdfRenderer, Style, render_pdf
 from reports.transcript import Person, Transcript
 from storage.audit import ChainLink, ChainReport, verify_chain
-from storage.records import CLOSE_WORDS
+
+# Transcripts are the record an auditor reads: in English, whatever the bot's language.
+EN: Lang = "en"
 
 FORMAT = "prescreen-transcript/1"
 
@@ -183,35 +187,42 @@ def transcript_document(t: Transcript) -> PdfDocument:
         paragraphs.append(Paragraph(text, style))
 
     s, p = t.screening, t.protocol
-    heading(f"Screening transcript {s.code}")
+    heading(tr("pdf_title", EN, code=s.code))
     if t.failures:
-        para("FAILED VERIFICATION: the stored record does not match its audit trail.", Style.STRONG)
+        para(tr("pdf_failed", EN), Style.STRONG)
         for problem in t.failures:
             para(f"• {problem}", Style.BULLET)
     para(p.title.en)
-    para(f"Trial {p.id} · registry {p.registry or 'not given'} · protocol version {p.version}")
-    para(f"Protocol sha256 {p.digest}")
-    para(
-        f"Status: {t.status}. Started {s.created_at:%Y-%m-%d %H:%M} UTC "
-        f"({t.local(s.created_at):%Y-%m-%d %H:%M} {t.timezone})."
-    )
+    registry = p.registry or tr("pdf_registry_none", EN)
+    para(tr("pdf_trial", EN, id=p.id, registry=registry, version=p.version))
+    para(tr("pdf_digest", EN, digest=p.digest))
+    started, local = f"{s.created_at:%Y-%m-%d %H:%M}", f"{t.local(s.created_at):%Y-%m-%d %H:%M}"
+    para(tr("pdf_status", EN, status=t.status, utc=started, local=local, zone=t.timezone))
     if t.signed_by is not None and s.closed_at is not None:
+        signer = t.signed_by
         para(
-            f"Signed by {t.signed_by.name} ({t.signed_by.role}, Telegram {t.signed_by.telegram_id})"
-            f" on {s.closed_at:%Y-%m-%d %H:%M} UTC: “{s.close_reason}”"
+            tr(
+                "pdf_signed",
+                EN,
+                name=signer.name,
+                role=signer.role,
+                telegram_id=signer.telegram_id,
+                at=f"{s.closed_at:%Y-%m-%d %H:%M}",
+                meaning=s.close_reason,
+            )
         )
     elif s.close_kind:
         reason = f": “{s.close_reason}”" if s.close_reason else ""
-        para(f"Closed ({CLOSE_WORDS[s.close_kind]}){reason}.")
-    heading("Outcome")
+        para(tr("pdf_closed", EN, how=tr(f"close_{s.close_kind}", EN), reason=reason))
+    heading(tr("pdf_outcome", EN))
     para(t.outcome or t.status)
-    heading("Criteria")
+    heading(tr("pdf_criteria", EN))
     for c in t.criteria:
-        para(f"Criterion {c.number}: {c.outcome}", Style.STRONG)
+        para(tr("pdf_criterion", EN, number=c.number, outcome=c.outcome), Style.STRONG)
         para(c.text)
         for line in c.explanation:
             para(f"• {line}", Style.BULLET)
-    heading("Events (who, what, when)")
+    heading(tr("pdf_events", EN))
     for e in t.events:
         # isoformat, not strftime (%Y-%m-%d %H:%M:%S), which took twice as long
         para(
@@ -221,18 +232,20 @@ def transcript_document(t: Transcript) -> PdfDocument:
             Style.META,
         )
         para(e.description)
-    heading("Audit chain")
+    heading(tr("pdf_chain", EN))
     verdict = (
-        "verified" if t.chain.ok else f"BROKEN at event {t.chain.broken_at}: {t.chain.problem}"
+        tr("pdf_chain_verified", EN)
+        if t.chain.ok
+        else tr("pdf_chain_broken", EN, seq=t.chain.broken_at, problem=t.chain.problem)
     )
-    para(f"{t.chain.checked} events, {verdict}. Head hash {t.chain.head}")
+    para(tr("pdf_chain_summary", EN, checked=t.chain.checked, verdict=verdict, head=t.chain.head))
     return PdfDocument(
-        title=f"Screening transcript {s.code}",
-        header=f"{p.id} v{p.version} · Screening {s.code}",
+        title=tr("pdf_title", EN, code=s.code),
+        header=tr("pdf_header", EN, id=p.id, version=p.version, code=s.code),
         paragraphs=tuple(paragraphs),
         footer=(
-            f"generated {t.generated_at:%Y-%m-%d %H:%M} UTC",
-            f"Audit chain head {t.chain.head}",
+            tr("pdf_generated", EN, at=f"{t.generated_at:%Y-%m-%d %H:%M}"),
+            tr("pdf_chain_head", EN, head=t.chain.head),
         ),
         created_at=t.generated_at,
     )

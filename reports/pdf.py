@@ -45,6 +45,8 @@ from reportlab.pdfbase.pdfdoc import (
 from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
 from reportlab.pdfgen.canvas import Canvas
 
+from flows.catalogue import tr
+
 __all__ = [
     "Paragraph",
     "PdfDocument",
@@ -442,7 +444,7 @@ def _placed(doc: PdfDocument) -> list[list[_Line]]:
     header = (_drawable(doc.header, BOLD), BOLD, 8.0, LEFT, PAGE[1] - TOP - 4 * mm)
     placed = []
     for number, lines in enumerate(pages, 1):
-        page = f"Page {number} of {len(pages)}"
+        page = tr("pdf_page", "en", number=number, total=len(pages))
         footer = (f"{page} · {doc.footer[0]}", *doc.footer[1:]) if doc.footer else (page,)
         rows = [
             (_drawable(row, REGULAR), REGULAR, 6.0, LEFT, 11 * mm - 3 * mm * index)

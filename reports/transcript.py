@@ -14,20 +14,24 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flows import Protocol, verdict_of
+from flows.catalogue import tr
 from flows.render import (
-    STATUS_LABEL,
     answer_text,
     criterion_number,
     describe_check,
     outcome_text,
     question_label,
+    status_label,
 )
+from flows.text import Lang
 from flows.values import value_from_json
-from flows.verdict import Outcome
 from reports.replay import check
 from storage.audit import ChainReport, verify_entries
-from storage.records import CLOSE_STATUSES, CLOSE_WORDS, AuditEntry, Screening, Staff
+from storage.records import CLOSE_STATUSES, AuditEntry, Screening, Staff
 from storage.repository import Repository
+
+# Transcripts are the record an auditor reads: in English, whatever the bot's language.
+EN: Lang = "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +93,6 @@ class Transcript:
         return moment.astimezone(ZoneInfo(self.timezone))
 
 
-_OUTCOME_WORDS = {
-    Outcome.MET: "met",
-    Outcome.NOT_MET: "not met",
-    Outcome.UNKNOWN: "unknown",
-    Outcome.NOT_APPLICABLE: "not applicable",
-}
-
-
 def _label(protocol: Protocol, qid: str) -> str:
     return question_label(protocol, qid, "en")
 
@@ -113,49 +109,60 @@ def describe(protocol: Protocol, kind: str, payload: dict[str, Any]) -> str:
     qid = str(payload.get("question", ""))
     question = protocol.questions_by_id.get(qid)
     wording = f" “{question.text.en}”" if question else ""
+    label = _label(protocol, qid)
+    reason = payload.get("reason")
     match kind:
         case "screening_started":
-            text = (
-                f"Screening started on protocol {payload.get('protocol')} "
-                f"v{payload.get('version')} (sha256 {payload.get('digest')})"
+            text = tr(
+                "event_started",
+                EN,
+                protocol=payload.get("protocol"),
+                version=payload.get("version"),
+                digest=payload.get("digest"),
             )
         case "answer_recorded":
-            text = (
-                f"{_label(protocol, qid)}:{wording} answered “{payload.get('raw')}” "
-                f"= {_shown(protocol, qid, payload.get('value'))}"
+            value = _shown(protocol, qid, payload.get("value"))
+            text = tr(
+                "event_answered",
+                EN,
+                label=label,
+                wording=wording,
+                raw=payload.get("raw"),
+                value=value,
             )
         case "answer_corrected":
-            text = (
-                f"{_label(protocol, qid)} changed from "
-                f"{_shown(protocol, qid, payload.get('previous'))} to "
-                f"{_shown(protocol, qid, payload.get('value'))} "
-                f"(entered “{payload.get('raw')}”); "
-                f"reason for change: {payload.get('reason') or 'none given'}"
+            text = tr(
+                "event_corrected",
+                EN,
+                label=label,
+                previous=_shown(protocol, qid, payload.get("previous")),
+                value=_shown(protocol, qid, payload.get("value")),
+                raw=payload.get("raw"),
+                reason=reason or tr("event_no_reason", EN),
             )
         case "answer_retired":
-            text = f"{_label(protocol, qid)}: answer retired (question no longer relevant)"
+            text = tr("event_retired", EN, label=label)
         case "decision_recorded" | "decision_withdrawn":
-            verdict = "approved" if payload.get("approve") else "rejected"
-            number = criterion_number(protocol, str(payload.get("criterion")))
-            what = (
-                "Investigator decision"
-                if kind == "decision_recorded"
-                else "Withdrawn (answers changed): investigator decision"
+            key = "event_decision" if kind == "decision_recorded" else "event_decision_withdrawn"
+            text = tr(
+                key,
+                EN,
+                number=criterion_number(protocol, str(payload.get("criterion"))),
+                verdict="approved" if payload.get("approve") else "rejected",
+                reason=reason,
             )
-            text = f"{what} on criterion {number}: {verdict} — {payload.get('reason')}"
         case "went_back":
-            text = f"Went back to {_label(protocol, qid)} to change it"
+            text = tr("event_went_back", EN, label=label)
         case "completing_pending":
-            text = "Completing the answers that were pending"
+            text = tr("event_completing", EN)
         case "screening_signed":
-            text = f"Signed: “{payload.get('reason')}”"
+            text = tr("event_signed", EN, meaning=reason)
         case "screening_cancelled":
-            text = f"Screening cancelled: {payload.get('reason')}"
+            text = tr("event_cancelled", EN, reason=reason)
         case "screening_exclusion_confirmed":
-            reason = payload.get("reason")
-            text = "Exclusion confirmed; screening closed" + (f": {reason}" if reason else "")
+            text = tr("event_exclusion_confirmed", EN, reason=f": {reason}" if reason else "")
         case "screening_not_completed":
-            text = f"Screening closed as not completed: {payload.get('reason')}"
+            text = tr("event_not_completed", EN, reason=reason)
         case _:
             text = kind.replace("_", " ")
     outcome = payload.get("outcome")
@@ -163,8 +170,8 @@ def describe(protocol: Protocol, kind: str, payload: dict[str, Any]) -> str:
         status = str(outcome.get("status"))
         text += f" → {status.replace('_', ' ')}"
         if outcome.get("excluded_by"):
-            numbers = [criterion_number(protocol, c) for c in outcome["excluded_by"]]
-            text += f" (criterion {', '.join(numbers)} not met)"
+            numbers = ", ".join(criterion_number(protocol, c) for c in outcome["excluded_by"])
+            text += tr("event_excluded_by", EN, numbers=numbers)
     return text
 
 
@@ -230,7 +237,10 @@ def build_transcript(
             explanation += (f"Investigator {verdict_word}: {cv.decision.reason}",)
         criteria.append(
             CriterionLine(
-                criterion.number, criterion.text.en, _OUTCOME_WORDS[cv.outcome], explanation
+                criterion.number,
+                criterion.text.en,
+                tr(f"outcome_{cv.outcome.value}", EN),
+                explanation,
             )
         )
     signed = screening.closed_by if screening.close_kind == "signed" else None
@@ -241,9 +251,9 @@ def build_transcript(
         criteria=tuple(criteria),
         outcome=outcome_text(protocol, screening.state, verdict, "en"),
         status=(
-            CLOSE_WORDS[screening.close_kind]
+            tr(f"close_{screening.close_kind}", EN)
             if screening.close_kind in CLOSE_STATUSES
-            else STATUS_LABEL[verdict.status]["en"]
+            else status_label(verdict.status, EN)
         ),
         signed_by=staff.person(signed) if signed is not None else None,
         chain=chain,

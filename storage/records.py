@@ -52,14 +52,6 @@ NOT_COMPLETED = "not_completed"
 CLOSE_STATUSES: tuple[CloseKind, ...] = ("cancelled", "not_completed")
 """Closing this way replaces the screening's status: its verdict was never reached."""
 
-CLOSE_WORDS: dict[CloseKind, str] = {
-    "signed": "signed",
-    "cancelled": "cancelled",
-    "exclusion_confirmed": "exclusion confirmed",
-    "not_completed": "closed as not completed",
-}
-"""How each way of closing is named to people (transcripts, the screening log)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Screening:

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from bot.application import COMMANDS
+from bot.application import MENU
 from flows import Protocol
 from storage.audit import verify_entries
 from storage.records import Screening
@@ -424,7 +424,9 @@ async def test_command_menu_and_message_limits(world: BotWorld) -> None:
     await world.app.post_init(world.app)  # type: ignore[misc]
     menus = world.api.methods("setMyCommands")
     assert len(menus) == 2
-    assert "new" in str(menus[0]["commands"]) and len(COMMANDS["zh"]) == len(COMMANDS["en"])
+    assert "new" in str(menus[0]["commands"])
+    assert [len(m["commands"]) for m in menus] == [len(MENU), len(MENU)]
+    assert "开始筛选" in str(menus[1]["commands"]) and menus[1]["language_code"] == "zh"
     alice = world.chat(ALICE)
     await up_to_labs(alice, "S-116")
     await alice.send("x" * 5000)

@@ -1,0 +1,471 @@
+"""Every word Prescreen shows people, in English and Simplified Chinese: one catalogue.
+
+The engine's messages, the screens, the bot's own wording and the transcripts' labels are all
+looked up here by key (:func:`tr`); a test checks that every entry has both languages and that
+every key the code uses exists. Protocol wording (questions, criteria) comes from the protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flows.text import Lang
+
+CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
+    # --- What the engine says about an answer (flows.parsing, flows.dialog, bot.service).
+    "empty": {"en": "Please type an answer.", "zh": "请输入答案。"},
+    "yes_no": {
+        "en": "Please answer yes or no (or 'unknown' if not available yet).",
+        "zh": "请回答“是”或“否”（尚无结果时回答“未知”）。",
+    },
+    "choice": {"en": "Please pick one of: {options}.", "zh": "请选择其中之一：{options}。"},
+    "not_a_number": {
+        "en": "I could not read a number in '{text}'. Type it as printed, e.g. {example}.",
+        "zh": "无法从“{text}”中读取数字。请按化验单填写，例如 {example}。",
+    },
+    "ambiguous_separator": {
+        "en": "'{text}' is ambiguous: is the comma a decimal point or a thousands separator? Type e.g. {a} or {b}.",
+        "zh": "“{text}”有歧义：逗号是小数点还是千位分隔符？请输入例如 {a} 或 {b}。",
+    },
+    "ambiguous_one": {
+        "en": "'{text}' is ambiguous: is the comma a decimal point or a thousands separator? Type e.g. {a}.",
+        "zh": "“{text}”有歧义：逗号是小数点还是千位分隔符？请输入例如 {a}。",
+    },
+    "other_label": {
+        "en": "'{label}' labels another value ({other}); this question asks for {question}. Type this question's value, or several labelled values in one message.",
+        "zh": "“{label}”是另一项数值（{other}）的标签；本题询问的是{question}。请输入本题的数值，或在一条消息中输入多项带标签的数值。",
+    },
+    "unknown_unit": {
+        "en": "I do not know the unit '{unit}' for {analyte}. Accepted: {units}.",
+        "zh": "{analyte} 不支持单位“{unit}”。可用单位：{units}。",
+    },
+    "impossible": {
+        "en": "{value} is not possible for {what} (expected {low} to {high}). Please check it.",
+        "zh": "{what} 不可能为 {value}（应在 {low} 至 {high} 之间）。请核对。",
+    },
+    "impossible_hint_unit": {
+        "en": "{value} is not possible for {what} in {unit}. Did you mean {suggestion}? Please type the unit.",
+        "zh": "以 {unit} 计，{what} 不可能为 {value}。您是否指 {suggestion}？请输入单位。",
+    },
+    "unusual": {
+        "en": "{value} is unusual for {what}. Is it correct?",
+        "zh": "{what} 为 {value} 较为少见。是否正确？",
+    },
+    "uln_needed": {
+        "en": "Please also type the lab's upper limit of normal, e.g. '{example} ULN {uln}', or the multiple directly, e.g. '0.8x ULN'.",
+        "zh": "请同时输入该化验室的正常值上限，例如“{example} ULN {uln}”，或直接输入倍数，例如“0.8x ULN”。",
+    },
+    "uln_not_positive": {
+        "en": "The upper limit of normal must be above zero.",
+        "zh": "正常值上限必须大于零。",
+    },
+    "echo_converted": {"en": "{raw} = {normalised}", "zh": "{raw} = {normalised}"},
+    "echo": {"en": "{normalised}", "zh": "{normalised}"},
+    "unknown_answer": {"en": "Unknown / pending", "zh": "未知 / 待定"},
+    "yes": {"en": "Yes", "zh": "是"},
+    "no": {"en": "No", "zh": "否"},
+    "not_current": {
+        "en": "That answer is for another question; the current question is “{current}”.",
+        "zh": "该答案不属于当前问题；当前问题为“{current}”。",
+    },
+    "not_answerable": {
+        "en": "The screening has reached its outcome; to change an answer, go back to it.",
+        "zh": "筛选已得出结论；如需修改答案，请返回相应问题。",
+    },
+    "cannot_go_back": {
+        "en": "“{question}” has not been asked in this screening.",
+        "zh": "本次筛选尚未询问“{question}”。",
+    },
+    "no_pending": {"en": "There is nothing pending to complete.", "zh": "没有待补充的内容。"},
+    "not_reviewable": {
+        "en": "Criterion {criterion} does not await an investigator's decision.",
+        "zh": "标准 {criterion} 无需研究者裁定。",
+    },
+    "code_invalid": {
+        "en": "That screening code is not valid: use 3–32 letters, digits or dashes, with at least one digit, as your site issues them (e.g. S-104). Never use the patient's name or initials.",
+        "zh": "筛选编号无效：请使用 3–32 个字母、数字或短横线，且至少包含一个数字，按本中心规则编号（例如 S-104）。请勿使用患者姓名或缩写。",
+    },
+    "code_taken": {
+        "en": "Screening code {code} is already in use.",
+        "zh": "筛选编号 {code} 已被使用。",
+    },
+    "already_closed": {"en": "Screening {code} is already closed.", "zh": "筛选 {code} 已关闭。"},
+    "cannot_sign": {
+        "en": "Only an eligible screening can be signed: every criterion met, no result pending and no investigator decision outstanding.",
+        "zh": "只有符合入组条件的筛选才能签署：所有标准均满足，无待出结果，无待研究者裁定事项。",
+    },
+    "completed_already": {
+        "en": "This screening has an outcome: sign it, or confirm the exclusion.",
+        "zh": "该筛选已有结论：请签署或确认排除。",
+    },
+    "reason_needed": {"en": "Please give a reason.", "zh": "请填写原因。"},
+    "not_owner": {
+        "en": "Screening {code} was started by someone else: only they can answer or close it.",
+        "zh": "筛选 {code} 由他人发起：只有发起人可以作答或关闭。",
+    },
+    "decide_role": {
+        "en": "Only an investigator or an admin can decide a criterion left to the investigator.",
+        "zh": "只有研究者或管理员可以裁定留待研究者决定的标准。",
+    },
+    "not_excluded": {
+        "en": "This screening has not excluded the patient.",
+        "zh": "该筛选未排除该患者。",
+    },
+    # --- Screens: a question's header, an outcome and its explanation (flows.render).
+    "question_of": {
+        "en": "Question {pos} · up to {left} more",
+        "zh": "第 {pos} 题 · 最多还有 {left} 题",
+    },
+    "question_last": {"en": "Question {pos} · the last", "zh": "第 {pos} 题 · 最后一题"},
+    "criterion_text": {"en": "{name}: “{text}”", "zh": "{name}：“{text}”"},
+    "criterion": {"en": "Criterion", "zh": "标准"},
+    "criteria": {"en": "Criteria", "zh": "标准"},
+    "required": {"en": "required", "zh": "要求"},
+    "not_answered": {"en": "not answered", "zh": "未回答"},
+    "excluded": {
+        "en": "Not eligible: criterion {number} is not met.",
+        "zh": "不符合入组条件：未满足标准 {number}。",
+    },
+    "review": {
+        "en": "Needs the investigator's decision on criterion {number}.",
+        "zh": "需研究者裁定标准 {number}。",
+    },
+    "pending": {
+        "en": "Pending: criterion {number} cannot be decided yet.",
+        "zh": "待定：标准 {number} 尚无法判断。",
+    },
+    "missing": {"en": "Missing", "zh": "缺少"},
+    "review_then_results": {
+        "en": "Waiting for the investigator's decision, then for a result:",
+        "zh": "等待研究者裁定，然后等待检查结果：",
+    },
+    "awaited": {"en": "Result awaited for criterion {number}.", "zh": "标准 {number} 的结果待出。"},
+    "review_then_results_next": {
+        "en": "Next, in either order: the investigator decides, and the result is entered with “Results arrived” when it comes. If the investigator rejects, the patient is not eligible.",
+        "zh": "接下来（顺序不限）：研究者裁定；结果出来后点击“结果已出”录入。若研究者否决，则患者不符合入组条件。",
+    },
+    "eligible": {"en": "Eligible: every criterion is met.", "zh": "符合入组条件：所有标准均满足。"},
+    "eligible_approved": {
+        "en": "Eligible: every criterion is met, except those the investigator approved (☑️).",
+        "zh": "符合入组条件：除研究者已批准的标准（☑️）外，所有标准均满足。",
+    },
+    "between": {
+        "en": "between {low} and {high} (inclusive)",
+        "zh": "介于 {low} 与 {high} 之间（含）",
+    },
+    "investigator_approved": {"en": "approved by the investigator", "zh": "研究者已批准"},
+    "investigator_rejected": {"en": "rejected by the investigator", "zh": "研究者已否决"},
+    # --- A screening's status, in lists and transcripts.
+    "status_in_progress": {"en": "in progress", "zh": "进行中"},
+    "status_ineligible": {"en": "not eligible", "zh": "不符合"},
+    "status_needs_review": {"en": "needs investigator review", "zh": "待研究者裁定"},
+    "status_pending": {"en": "pending results", "zh": "待结果"},
+    "status_eligible": {"en": "eligible", "zh": "符合"},
+    # --- The legend of a summary's marks.
+    "legend_approved": {
+        "en": "☑️ {name} — not met, approved by the investigator: {reason}",
+        "zh": "☑️ {name} — 未满足，研究者已批准：{reason}",
+    },
+    "legend_rejected": {
+        "en": "❌ {name} — rejected by the investigator: {reason}",
+        "zh": "❌ {name} — 研究者已否决：{reason}",
+    },
+    "legend_awaiting": {
+        "en": "⚖️ {name} — awaiting the investigator's decision",
+        "zh": "⚖️ {name} — 待研究者裁定",
+    },
+    "legend_not_reached": {
+        "en": "⏹ {name} — not reached (screening stopped)",
+        "zh": "⏹ {name} — 未询问（筛选已终止）",
+    },
+    "legend_pending": {"en": "❓ {name} — result pending", "zh": "❓ {name} — 结果待出"},
+    "legend_not_applicable": {"en": "➖ {name} — not applicable", "zh": "➖ {name} — 不适用"},
+    # --- How a criterion came out, in transcripts.
+    "outcome_met": {"en": "met", "zh": "满足"},
+    "outcome_not_met": {"en": "not met", "zh": "未满足"},
+    "outcome_unknown": {"en": "unknown", "zh": "未知"},
+    "outcome_not_applicable": {"en": "not applicable", "zh": "不适用"},
+    # --- How a screening was closed.
+    "close_signed": {"en": "signed", "zh": "已签署"},
+    "close_cancelled": {"en": "cancelled", "zh": "已取消"},
+    "close_exclusion_confirmed": {"en": "exclusion confirmed", "zh": "已确认排除"},
+    "close_not_completed": {"en": "closed as not completed", "zh": "以未完成关闭"},
+    # --- Transcripts: the PDF's labels and the events' descriptions (reports/).
+    "pdf_title": {"en": "Screening transcript {code}", "zh": "筛选记录 {code}"},
+    "pdf_failed": {
+        "en": "FAILED VERIFICATION: the stored record does not match its audit trail.",
+        "zh": "核验失败：存储的记录与其审计轨迹不一致。",
+    },
+    "pdf_trial": {
+        "en": "Trial {id} · registry {registry} · protocol version {version}",
+        "zh": "试验 {id} · 注册号 {registry} · 方案版本 {version}",
+    },
+    "pdf_registry_none": {"en": "not given", "zh": "未提供"},
+    "pdf_digest": {"en": "Protocol sha256 {digest}", "zh": "方案 sha256 {digest}"},
+    "pdf_status": {
+        "en": "Status: {status}. Started {utc} UTC ({local} {zone}).",
+        "zh": "状态：{status}。开始于 {utc} UTC（{local} {zone}）。",
+    },
+    "pdf_signed": {
+        "en": "Signed by {name} ({role}, Telegram {telegram_id}) on {at} UTC: “{meaning}”",
+        "zh": "由 {name}（{role}，Telegram {telegram_id}）于 {at} UTC 签署：“{meaning}”",
+    },
+    "pdf_closed": {"en": "Closed ({how}){reason}.", "zh": "已关闭（{how}）{reason}。"},
+    "pdf_outcome": {"en": "Outcome", "zh": "结论"},
+    "pdf_criteria": {"en": "Criteria", "zh": "标准"},
+    "pdf_criterion": {"en": "Criterion {number}: {outcome}", "zh": "标准 {number}：{outcome}"},
+    "pdf_events": {"en": "Events (who, what, when)", "zh": "事件（何人、何事、何时）"},
+    "pdf_chain": {"en": "Audit chain", "zh": "审计链"},
+    "pdf_chain_verified": {"en": "verified", "zh": "已核验"},
+    "pdf_chain_broken": {
+        "en": "BROKEN at event {seq}: {problem}",
+        "zh": "在事件 {seq} 处断裂：{problem}",
+    },
+    "pdf_chain_summary": {
+        "en": "{checked} events, {verdict}. Head hash {head}",
+        "zh": "共 {checked} 个事件，{verdict}。链头哈希 {head}",
+    },
+    "pdf_header": {
+        "en": "{id} v{version} · Screening {code}",
+        "zh": "{id} v{version} · 筛选 {code}",
+    },
+    "pdf_generated": {"en": "generated {at} UTC", "zh": "生成于 {at} UTC"},
+    "pdf_chain_head": {"en": "Audit chain head {head}", "zh": "审计链头 {head}"},
+    "pdf_page": {"en": "Page {number} of {total}", "zh": "第 {number} 页，共 {total} 页"},
+    "event_started": {
+        "en": "Screening started on protocol {protocol} v{version} (sha256 {digest})",
+        "zh": "按方案 {protocol} v{version}（sha256 {digest}）开始筛选",
+    },
+    "event_answered": {
+        "en": "{label}:{wording} answered “{raw}” = {value}",
+        "zh": "{label}：{wording} 回答“{raw}” = {value}",
+    },
+    "event_corrected": {
+        "en": "{label} changed from {previous} to {value} (entered “{raw}”); reason for change: {reason}",
+        "zh": "{label} 由 {previous} 改为 {value}（输入“{raw}”）；更改原因：{reason}",
+    },
+    "event_no_reason": {"en": "none given", "zh": "未提供"},
+    "event_retired": {
+        "en": "{label}: answer retired (question no longer relevant)",
+        "zh": "{label}：答案已停用（问题不再适用）",
+    },
+    "event_decision": {
+        "en": "Investigator decision on criterion {number}: {verdict} — {reason}",
+        "zh": "研究者对标准 {number} 的裁定：{verdict} — {reason}",
+    },
+    "event_decision_withdrawn": {
+        "en": "Withdrawn (answers changed): investigator decision on criterion {number}: {verdict} — {reason}",
+        "zh": "已撤回（答案已更改）：研究者对标准 {number} 的裁定：{verdict} — {reason}",
+    },
+    "event_went_back": {"en": "Went back to {label} to change it", "zh": "返回 {label} 以修改"},
+    "event_completing": {"en": "Completing the answers that were pending", "zh": "补充待定的答案"},
+    "event_signed": {"en": "Signed: “{meaning}”", "zh": "已签署：“{meaning}”"},
+    "event_cancelled": {"en": "Screening cancelled: {reason}", "zh": "筛选已取消：{reason}"},
+    "event_exclusion_confirmed": {
+        "en": "Exclusion confirmed; screening closed{reason}",
+        "zh": "已确认排除；筛选已关闭{reason}",
+    },
+    "event_not_completed": {
+        "en": "Screening closed as not completed: {reason}",
+        "zh": "筛选以未完成关闭：{reason}",
+    },
+    "event_excluded_by": {"en": " (criterion {numbers} not met)", "zh": "（未满足标准 {numbers}）"},
+    # --- The command menu Telegram shows (bot.application.MENU).
+    "menu_new": {"en": "Start a screening", "zh": "开始筛选"},
+    "menu_resume": {"en": "My unfinished screenings", "zh": "未完成的筛选"},
+    "menu_status": {"en": "Where the screening stands", "zh": "当前进度"},
+    "menu_back": {"en": "Change an earlier answer", "zh": "修改之前的答案"},
+    "menu_cancel": {"en": "Abandon the screening", "zh": "放弃筛选"},
+    "menu_review": {"en": "Screenings awaiting a decision", "zh": "待裁定的筛选"},
+    "menu_help": {"en": "How to use the bot", "zh": "使用说明"},
+    "menu_language": {"en": "English / 中文", "zh": "English / 中文"},
+    "menu_staff": {"en": "Manage staff (admins)", "zh": "管理人员（管理员）"},
+    "menu_start": {"en": "Who I am", "zh": "我是谁"},
+    # --- The bot's own wording (bot/).
+    "welcome": {
+        "en": "Hello {name}, you are registered as {role}.\nI walk you through a trial's eligibility criteria one question at a time, store every answer and stop as soon as the patient is excluded.\n\n{help}",
+        "zh": "您好 {name}，您的角色是 {role}。\n我会逐题引导您完成试验入选标准筛查，保存每个答案，一旦患者被排除即停止。\n\n{help}",
+    },
+    "help": {
+        "en": "/new – start a screening (screening code only, never a name)\n/resume – my unfinished screenings\n/status – where the screening stands\n/back – change an earlier answer\n/cancel – abandon the screening\n/review – screenings awaiting an investigator (investigators)\n/export – the transcript of a screening (PDF and JSON)\n/staff – manage staff (admins)\n/language – English / 中文\n\nType numbers as printed on the lab report, e.g. 9.5 g/dL or 1200/µL; several at once: “Hb 9.5 g/dL, ANC 1200/µL, PLT 150”. 'unknown' is always accepted.",
+        "zh": "/new – 开始筛选（仅用筛选编号，勿用姓名）\n/resume – 我未完成的筛选\n/status – 当前进度\n/back – 修改之前的答案\n/cancel – 放弃筛选\n/review – 待研究者裁定的筛选（研究者）\n/export – 导出筛选记录（PDF 与 JSON）\n/staff – 管理人员（管理员）\n/language – English / 中文\n\n请按化验单填写数值，例如 9.5 g/dL 或 1200/µL；可一次输入多项：“Hb 9.5 g/dL, ANC 1200/µL, PLT 150”。随时可回答“未知”。",
+    },
+    "stranger": {
+        "en": "Sorry, this bot is only for authorised research staff. Please ask your study administrator to register your Telegram account (id {id}).",
+        "zh": "抱歉，本机器人仅供授权研究人员使用。请联系研究管理员登记您的 Telegram 账号（ID {id}）。",
+    },
+    "role_needed": {"en": "This needs the {role} role.", "zh": "此操作需要{role}角色。"},
+    "ask_code": {"en": "Screening code of the new screening?", "zh": "请输入新筛选的筛选编号："},
+    "choose_trial": {"en": "Which trial?", "zh": "哪个试验？"},
+    "started": {
+        "en": "Screening {code} started ({trial}).",
+        "zh": "筛选 {code} 已开始（{trial}）。",
+    },
+    "no_current": {
+        "en": "No screening in progress. Start one with /new or continue with /resume.",
+        "zh": "当前没有进行中的筛选。请用 /new 开始或用 /resume 继续。",
+    },
+    "no_unfinished": {"en": "You have no unfinished screenings.", "zh": "您没有未完成的筛选。"},
+    "unfinished": {"en": "Your unfinished screenings:", "zh": "您未完成的筛选："},
+    "outdated": {
+        "en": "That button is outdated; nothing was recorded. Here is where screening {code} stands now.",
+        "zh": "该按钮已过期，未记录任何内容。以下是筛选 {code} 的当前状态。",
+    },
+    "outdated_short": {"en": "Outdated button: nothing recorded.", "zh": "按钮已过期，未记录。"},
+    "other_screening": {
+        "en": "That button belongs to screening {code}, which you have put aside; nothing was recorded. Use /resume to continue it.",
+        "zh": "该按钮属于您已暂停的筛选 {code}，未记录任何内容。如需继续，请使用 /resume。",
+    },
+    "review_use_buttons": {
+        "en": "To decide, tap Approve or Reject under the criterion; you will then be asked for the reason. (/review lists the screenings awaiting a decision.)",
+        "zh": "如需裁定，请点击标准下方的“批准”或“否决”，随后填写理由。（/review 列出待裁定的筛选。）",
+    },
+    "export_failed": {
+        "en": "⚠️ Transcript of {code}: FAILED VERIFICATION. The stored record does not match its audit trail; the transcript says where. Tell your administrator.",
+        "zh": "⚠️ 筛选 {code} 的记录未通过校验：存储的记录与审计轨迹不符，详见记录。请告知管理员。",
+    },
+    "private_only": {
+        "en": "I work only in a private chat with research staff: screening data has no place in a group. Please write to me directly.",
+        "zh": "我只在与研究人员的私聊中工作：筛选数据不应出现在群组中。请直接私聊我。",
+    },
+    "view_only": {
+        "en": "Someone else's screening, shown to read: only the person who started it can answer or close it.",
+        "zh": "他人的筛选，仅供查看：只有发起人可以作答或关闭。",
+    },
+    "not_yours": {"en": "You may not open screening {code}.", "zh": "您无权查看筛选 {code}。"},
+    "changed_elsewhere": {
+        "en": "Screening {code} was changed on another device; nothing was recorded. It now stands here:",
+        "zh": "筛选 {code} 已在其他设备上更改，本次未记录。当前状态如下：",
+    },
+    "saved": {"en": "✔ {echo}", "zh": "✔ {echo}"},
+    "confirm_value": {"en": "{question}\nRecord it?", "zh": "{question}\n是否记录？"},
+    "batch": {
+        "en": "I read:\n{items}\nRecord these values?",
+        "zh": "识别到：\n{items}\n是否记录这些数值？",
+    },
+    "batch_invalid": {"en": "Not recorded — {label}: {hint}", "zh": "未记录 — {label}：{hint}"},
+    "prefilled": {
+        "en": "✔ {label}: {echo} (from your earlier message)",
+        "zh": "✔ {label}：{echo}（来自您之前的消息）",
+    },
+    "current_answer": {"en": "Current answer: {answer}", "zh": "当前答案：{answer}"},
+    "back_choose": {"en": "Which answer do you want to change?", "zh": "您要修改哪个答案？"},
+    "nothing_to_change": {"en": "No answers yet.", "zh": "尚无答案。"},
+    "reason_ask": {
+        "en": "Reason for changing {question} from “{old}” to “{new}”? Tap one or type it.",
+        "zh": "将{question}从“{old}”改为“{new}”的原因？请选择或输入。",
+    },
+    "reason_typed_ask": {"en": "Type the reason.", "zh": "请输入原因。"},
+    "excluded_actions": {
+        "en": "Confirm the exclusion, or correct the answer if it was entered wrongly.",
+        "zh": "请确认排除；如答案录入有误，请更正。",
+    },
+    "exclusion_confirmed": {
+        "en": "Exclusion of {code} confirmed. Screening closed.",
+        "zh": "已确认排除 {code}，筛选已关闭。",
+    },
+    "sign_prompt": {
+        "en": "Sign to confirm: “I confirm these answers reflect the source documents.”",
+        "zh": "请签署确认：“我确认这些答案与源文件一致。”",
+    },
+    "signed": {
+        "en": "Screening {code} signed by {name} and closed.",
+        "zh": "筛选 {code} 已由 {name} 签署并关闭。",
+    },
+    "pending_actions": {
+        "en": "When the results arrive, tap “Results arrived” to answer the pending questions.",
+        "zh": "结果出来后，请点击“结果已出”补充待定问题。",
+    },
+    "review_waiting": {
+        "en": "The investigators have been asked to decide.",
+        "zh": "已请研究者裁定。",
+    },
+    "review_none": {"en": "No screenings await a decision.", "zh": "没有待裁定的筛选。"},
+    "review_list": {"en": "Screenings awaiting your decision:", "zh": "待您裁定的筛选："},
+    "decision_reason": {
+        "en": "Reason for your decision on criterion {number} ({verdict})? Type it.",
+        "zh": "请输入您对标准 {number} 裁定（{verdict}）的理由。",
+    },
+    "decided": {"en": "Decision recorded for {code}.", "zh": "已记录对 {code} 的裁定。"},
+    "notify_review": {
+        "en": "Screening {code} needs your decision: /review",
+        "zh": "筛选 {code} 需要您的裁定：/review",
+    },
+    "notify_decided": {
+        "en": "{name} decided on screening {code}: criterion {number} {verdict} — {reason}",
+        "zh": "{name} 已裁定筛选 {code}：标准 {number} {verdict} — {reason}",
+    },
+    "cancel_reason": {
+        "en": "Why abandon screening {code}? Type the reason.",
+        "zh": "为何放弃筛选 {code}？请输入原因。",
+    },
+    "cancelled": {"en": "Screening {code} cancelled.", "zh": "筛选 {code} 已取消。"},
+    "closed_not_completed": {
+        "en": "Screening {code} closed as not completed.",
+        "zh": "筛选 {code} 已以“未完成”关闭。",
+    },
+    "not_completed_reason": {
+        "en": "Why can this screening not be completed (e.g. the patient withdrew, the result will not come)? Type the reason.",
+        "zh": "为何无法完成本次筛选（例如患者退出、结果不会出来）？请输入原因。",
+    },
+    "language_choose": {"en": "Language?", "zh": "语言？"},
+    "language_set": {"en": "English it is.", "zh": "已切换为中文。"},
+    "error": {
+        "en": "Sorry, something went wrong (reference {ref}). Nothing was half-saved; please try again.",
+        "zh": "抱歉，出现错误（编号 {ref}）。没有保存不完整的数据，请重试。",
+    },
+    "db_unavailable": {
+        "en": "The database cannot be reached right now, so nothing was recorded (reference {ref}). Please try again in a minute.",
+        "zh": "暂时无法连接数据库，本次未记录任何内容（编号 {ref}）。请稍后重试。",
+    },
+    "unknown_command": {
+        "en": "I do not know that command. /help lists what I can do.",
+        "zh": "无此命令。/help 列出可用功能。",
+    },
+    "staff_usage": {
+        "en": "/staff list\n/staff add TELEGRAM_ID NAME [coordinator|investigator|admin]\n/staff remove TELEGRAM_ID",
+        "zh": "/staff list\n/staff add TELEGRAM_ID 姓名 [coordinator|investigator|admin]\n/staff remove TELEGRAM_ID",
+    },
+    "staff_saved": {"en": "{id} {name}: {role}, {state}.", "zh": "{id} {name}：{role}，{state}。"},
+    "staff_unknown": {"en": "{id} is not a staff member.", "zh": "{id} 不是工作人员。"},
+    "active": {"en": "active", "zh": "有效"},
+    "removed": {"en": "access withdrawn", "zh": "已停用"},
+    "approved": {"en": "approved", "zh": "批准"},
+    "rejected": {"en": "rejected", "zh": "否决"},
+    "export_usage": {
+        "en": "Send /export CODE, or /export while working on a screening.",
+        "zh": "请发送 /export 筛选编号，或在筛选过程中发送 /export。",
+    },
+    "export_caption": {
+        "en": "Transcript of screening {code} (PDF; the JSON carries the audit chain).",
+        "zh": "筛选 {code} 的记录（PDF；JSON 含审计链）。",
+    },
+    "b_yes": {"en": "Yes", "zh": "是"},
+    "b_no": {"en": "No", "zh": "否"},
+    "b_unknown": {"en": "Unknown / pending", "zh": "未知 / 待定"},
+    "b_back": {"en": "◀ Back", "zh": "◀ 返回"},
+    "b_record": {"en": "✔ Record", "zh": "✔ 记录"},
+    "b_retype": {"en": "✖ Retype", "zh": "✖ 重新输入"},
+    "b_confirm_exclusion": {"en": "Confirm exclusion", "zh": "确认排除"},
+    "b_correct": {"en": "Correct an answer", "zh": "更正答案"},
+    "b_sign": {"en": "✍ Sign", "zh": "✍ 签署"},
+    "b_results": {"en": "Results arrived", "zh": "结果已出"},
+    "b_not_completed": {"en": "Close as not completed", "zh": "以未完成关闭"},
+    "b_approve": {"en": "Approve {number}", "zh": "批准 {number}"},
+    "b_reject": {"en": "Reject {number}", "zh": "否决 {number}"},
+    "b_other": {"en": "Other (type it)", "zh": "其他（输入）"},
+    "r_transcription": {"en": "Transcription error", "zh": "录入错误"},
+    "r_new_result": {"en": "New or repeated lab result", "zh": "新的或复查结果"},
+    "r_source": {"en": "Source document misread", "zh": "源文件误读"},
+    "r_clarified": {"en": "Clarified with the investigator", "zh": "经研究者澄清"},
+}
+
+
+def tr(key: str, lang: Lang, **params: object) -> str:
+    """The wording of ``key`` in ``lang``, with ``params`` filled in.
+
+    Raises:
+        KeyError: No such key (a programming error, caught by the catalogue's test).
+    """
+    entry = CATALOGUE[key]
+    return entry[lang].format(**params)
