@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from flows import (
     AnswerRecorded,
@@ -78,17 +78,17 @@ class InMemoryRepository:
 
     def set_current_screening(self, telegram_id: int, screening_id: int | None) -> None:
         """See :class:`storage.repository.Repository`."""
-        with self._lock:
-            staff = self._staff.get(telegram_id)
-            if staff is not None:
-                self._staff[telegram_id] = replace(staff, current_screening_id=screening_id)
+        self._set_on_staff(telegram_id, current_screening_id=screening_id)
 
     def save_conversation(self, telegram_id: int, conversation: str | None) -> None:
         """See :class:`storage.repository.Repository`."""
+        self._set_on_staff(telegram_id, conversation=conversation)
+
+    def _set_on_staff(self, telegram_id: int, **values: Any) -> None:
         with self._lock:
             staff = self._staff.get(telegram_id)
             if staff is not None:
-                self._staff[telegram_id] = replace(staff, conversation=conversation)
+                self._staff[telegram_id] = replace(staff, **values)
 
     def list_staff(self) -> list[Staff]:
         """See :class:`storage.repository.Repository`."""

@@ -60,51 +60,25 @@ from storage.tables import (
     StaffMember,
 )
 
+# The columns that a record takes as they are.
+_STAFF = {"telegram_id", "display_name", "active", "site", "current_screening_id", "conversation"}
+_SCREENING = {"id", "code", "protocol_id", "protocol_version", "protocol_digest", "status"}
+_SCREENING |= {"created_by", "created_at", "updated_at", "row_version", "site"}
+_SCREENING |= {"closed_at", "close_kind", "close_reason", "closed_by"}
+
 
 def _staff(row: StaffMember) -> Staff:
-    return Staff(
-        row.telegram_id,
-        row.display_name,
-        Role(row.role),
-        row.active,
-        row.site,
-        row.current_screening_id,
-        row.conversation,
-    )
+    return Staff(role=Role(row.role), **row.model_dump(include=_STAFF))
 
 
 def _screening(row: ScreeningRow) -> Screening:
-    assert row.id is not None
-    return Screening(
-        id=row.id,
-        code=row.code,
-        protocol_id=row.protocol_id,
-        protocol_version=row.protocol_version,
-        protocol_digest=row.protocol_digest,
-        status=row.status,
-        state=state_from_json(row.at, row.revisiting, row.state),
-        created_by=row.created_by,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        row_version=row.row_version,
-        closed_at=row.closed_at,
-        close_kind=row.close_kind,  # type: ignore[arg-type]  # written from CloseKind only
-        close_reason=row.close_reason,
-        closed_by=row.closed_by,
-        site=row.site,
-    )
+    state = state_from_json(row.at, row.revisiting, row.state)
+    return Screening(state=state, **row.model_dump(include=_SCREENING))
 
 
-def _entry(row: AuditEventRow) -> AuditEntry:
+def _entry(r: AuditEventRow) -> AuditEntry:
     return AuditEntry(
-        row.screening_code,
-        row.seq,
-        row.kind,
-        row.payload,
-        row.actor,
-        row.at,
-        row.prev_hash,
-        row.hash,
+        r.screening_code, r.seq, r.kind, r.payload, r.actor, r.at, r.prev_hash, r.hash
     )
 
 
@@ -194,23 +168,18 @@ class SqlRepository:
 
     def set_current_screening(self, telegram_id: int, screening_id: int | None) -> None:
         """See :class:`storage.repository.Repository`."""
-        with self._writing() as session, session.begin():
-            row = session.exec(
-                select(StaffMember).where(StaffMember.telegram_id == telegram_id)
-            ).first()
-            if row is not None:
-                row.current_screening_id = screening_id
-                session.add(row)
+        self._set_on_staff(telegram_id, current_screening_id=screening_id)
 
     def save_conversation(self, telegram_id: int, conversation: str | None) -> None:
         """See :class:`storage.repository.Repository`."""
+        self._set_on_staff(telegram_id, conversation=conversation)
+
+    def _set_on_staff(self, telegram_id: int, **values: Any) -> None:
         with self._writing() as session, session.begin():
-            row = session.exec(
-                select(StaffMember).where(StaffMember.telegram_id == telegram_id)
-            ).first()
+            query = select(StaffMember).where(StaffMember.telegram_id == telegram_id)
+            row = session.exec(query).first()
             if row is not None:
-                row.conversation = conversation
-                session.add(row)
+                session.add(row.sqlmodel_update(values))
 
     # --- protocol versions ---
     def save_protocol(self, protocol: Protocol) -> None:
