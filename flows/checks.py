@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from flows.checklist import expected
 from flows.rules import truth
 from flows.schema import (
     NUMERIC_OPERATORS,
@@ -132,6 +133,18 @@ def _reachable(protocol: Protocol, question: Question) -> bool:
     return False
 
 
+def _check_groups(protocol: Protocol) -> list[Finding]:
+    """A checklist's questions need an answer that excludes no one, to offer as expected."""
+    return [
+        Finding(
+            f"questions[{i}].group",
+            f"'{q.id}' cannot be in a checklist: both yes and no exclude the patient",
+        )
+        for i, q in enumerate(protocol.questions)
+        if isinstance(q, YesNoQuestion) and q.group is not None and expected(protocol, q) is None
+    ]
+
+
 def check_protocol(protocol: Protocol) -> list[Finding]:
     """Find everything wrong with a schema-valid protocol.
 
@@ -161,6 +174,7 @@ def check_protocol(protocol: Protocol) -> list[Finding]:
             )
         if question.relevant_if is not None:
             findings += _check_expr(protocol, question.relevant_if, f"{path}.relevant_if", i)
+    findings += _check_groups(protocol)
     criterion_ids: set[str] = set()
     used: set[str] = set()
     for i, criterion in enumerate(protocol.criteria):

@@ -234,9 +234,14 @@ class _QuestionBase(_Frozen):
 
 
 class YesNoQuestion(_QuestionBase):
-    """A yes/no question: one tap."""
+    """A yes/no question: one tap.
+
+    Questions with the same ``group`` are shown together as one checklist, each with the answer
+    that excludes no one (see :mod:`flows.checklist`).
+    """
 
     kind: Literal["yes_no"]
+    group: str | None = Field(default=None, pattern=_ID_PATTERN)
 
 
 class ChoiceQuestion(_QuestionBase):

@@ -74,7 +74,7 @@ def test_json_holds_everything_an_auditor_needs(transcript: Transcript, seed: Pr
         "id": seed.id,
         "registry": None,
         "title": seed.title.en,
-        "protocol_version": "1.1",
+        "protocol_version": "1.2",
         "protocol_sha256": seed.digest,
     }
     assert data["screening"]["code"] == "S-700" and data["screening"]["status"] == "eligible"
@@ -128,7 +128,7 @@ def test_pdf_text_reads_back(transcript: Transcript) -> None:
     pages = [page.extract_text() for page in reader.pages]
     text = " ".join("\n".join(pages).split())  # line breaks fall where the page is narrow
     assert len(pages) > 1
-    assert pages[0].startswith("cd19-cart-ball-consolidation v1.1 · Screening S-700")
+    assert pages[0].startswith("cd19-cart-ball-consolidation v1.2 · Screening S-700")
     assert (
         f"Page 1 of {len(pages)}" in pages[0] and f"Page {len(pages)} of {len(pages)}" in pages[-1]
     )

@@ -117,12 +117,12 @@ def test_identity_is_id_version_and_content_hash(tmp_path: Path) -> None:
     reformatted.write_text(yaml.safe_dump(yaml.safe_load(SEED_FILE.read_text()), indent=4))
     assert load_protocol(reformatted).digest == seed.digest  # formatting is not content
     changed = yaml.safe_load(SEED_FILE.read_text())
-    changed["version"] = "1.1"
+    changed["version"] = "1.3"
     changed["criteria"][2]["rule"] = {"q": "age", "between": [18, 80]}
     (tmp_path / "v11.yaml").write_text(yaml.safe_dump(changed, allow_unicode=True))
     catalog = load_catalog([SEED_FILE.parent, tmp_path])
     assert catalog.latest(seed.id) is not None
-    assert catalog.latest(seed.id).version == "1.1"  # type: ignore[union-attr]
+    assert catalog.latest(seed.id).version == "1.3"  # type: ignore[union-attr]
     assert catalog.by_digest(seed.digest) == seed  # the old version stays loadable
     assert len(catalog.current()) == 1
 
