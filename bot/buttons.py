@@ -12,21 +12,24 @@ from telegram.error import TelegramError
 from bot.callbacks import Action, Callback, decode
 from bot.commands import ask_close_reason, ask_code, back_list
 from bot.conversation import (
+    CHECKLIST_MARK,
+    ChecklistHeld,
     ChoosingReason,
     Confirming,
     DecisionReason,
     Idle,
     PanelHeld,
+    Typed,
     TypingReason,
 )
 from bot.i18n import REASONS, t
 from bot.outcomes import after, answer_held
 from bot.outgoing import remove_buttons
 from bot.review import show_review
-from bot.screens import fits, screen, tapped_value
+from bot.screens import NEXT_MARK, fits, mark_value, screen, tapped_value
 from bot.service import SIGN_MEANING, can_access, can_decide, can_work_on
 from bot.shell import Context, Shell
-from bot.typed import record_batch
+from bot.typed import record_ahead, record_batch
 from flows.dialog import previous_question
 from flows.messages import msg, render
 from flows.render import answer_text
@@ -170,6 +173,23 @@ async def act(
             data.arg == "one" and isinstance(phase, Confirming) and _about(phase.held, screening)
         ):
             await answer_held(shell, update, context, screening, phase.held, None)
+        case Action.CHECKLIST if isinstance(phase, ChecklistHeld) and phase.about(screening):
+            await shell.keep(context, conversation.but(phase=phase.but(editing=True)))
+            await shell.show(update, context, screening)
+        case Action.CHECK if isinstance(phase, ChecklistHeld) and phase.about(screening):
+            qid = protocol.questions[data.index()].id
+            if qid in phase.marks:
+                marks = {**phase.marks, qid: NEXT_MARK[phase.marks[qid]]}
+                await shell.keep(context, conversation.but(phase=phase.but(marks=marks)))
+            await shell.show(update, context, screening)
+        case Action.CHECKED if isinstance(phase, ChecklistHeld) and phase.about(screening):
+            items = {}
+            for qid, mark in phase.marks.items():
+                value = mark_value(mark)
+                shown = answer_text(protocol, qid, value, lang)
+                raw = f"{CHECKLIST_MARK} {answer_text(protocol, qid, value, 'en')}"
+                items[qid] = Typed(raw=raw, value=value, echo=shown)
+            await record_ahead(shell, update, context, screening, items)
         case Action.RETYPE:
             await shell.keep(context, conversation.but(phase=Idle()))
             await shell.show(update, context, screening)

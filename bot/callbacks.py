@@ -44,6 +44,9 @@ class Action(StrEnum):
     REVIEW = "o"  # open the review screen (from /review)
     LANGUAGE = "l"  # arg: en | zh
     TRIAL = "t"  # arg: index of the trial chosen for /new
+    CHECK = "h"  # arg: question index of a checklist item whose answer to change
+    CHECKED = "j"  # record the checklist's answers
+    CHECKLIST = "e"  # show the checklist's items one button each, to change one
 
 
 _INDEX = r"\d{1,4}"
@@ -64,6 +67,9 @@ _ARGS: dict[Action, re.Pattern[str]] = {
     Action.REVIEW: re.compile(""),
     Action.LANGUAGE: re.compile("en|zh"),
     Action.TRIAL: re.compile(r"\d{1,3}"),
+    Action.CHECK: re.compile(_INDEX),
+    Action.CHECKED: re.compile(""),
+    Action.CHECKLIST: re.compile(""),
 }
 _ID = re.compile(r"0|[1-9]\d{0,18}")
 

@@ -57,6 +57,10 @@ class _OnScreening(_Frozen):
     screening_id: int
     revision: int
 
+    def but(self, **changes: Any) -> Any:
+        """A copy with some fields changed."""
+        return self.model_copy(update=changes)
+
     def about(self, screening: Screening) -> bool:
         """Whether this phase still concerns ``screening`` as it stands."""
         return self.screening_id == screening.id and self.revision == screening.row_version
@@ -123,6 +127,23 @@ class PanelHeld(_OnScreening):
     """``(question id, value)`` in protocol order."""
 
 
+CHECKLIST_MARK = "[checklist]"
+"""How an answer given by checklist begins its recorded text: ``[checklist] yes``."""
+
+Mark = Literal["y", "n", "u"]
+"""A checklist item's answer: yes, no, unknown."""
+
+
+class ChecklistHeld(_OnScreening):
+    """A checklist shown, its answers not recorded yet (an item may be changed first)."""
+
+    kind: Literal["checklist"] = "checklist"
+    marks: dict[str, Mark]
+    """The answer of each item, by question id, in the checklist's order."""
+    editing: bool = False
+    """Whether the items are shown one button each, to change their answers."""
+
+
 class Reviewing(_Frozen):
     """An investigator looks at a review: typed text is pointed to the buttons."""
 
@@ -139,6 +160,7 @@ Phase = Annotated[
     | ClosingReason
     | DecisionReason
     | PanelHeld
+    | ChecklistHeld
     | Reviewing,
     Field(discriminator="kind"),
 ]
@@ -179,7 +201,9 @@ class Conversation(_Frozen):
 
 
 __all__ = [
+    "CHECKLIST_MARK",
     "AwaitingCode",
+    "ChecklistHeld",
     "ChoosingReason",
     "Closing",
     "ClosingReason",
@@ -188,6 +212,7 @@ __all__ = [
     "DecisionReason",
     "Held",
     "Idle",
+    "Mark",
     "PanelHeld",
     "Phase",
     "Prefill",

@@ -12,7 +12,7 @@ from telegram import Update
 from telegram.error import TelegramError
 
 from bot.callbacks import Action, Callback
-from bot.conversation import ChoosingReason, Confirming, Held, Idle
+from bot.conversation import CHECKLIST_MARK, ChoosingReason, Confirming, Held, Idle
 from bot.i18n import t
 from bot.keyboards import keyboard, tap
 from bot.outgoing import send_text
@@ -180,8 +180,12 @@ async def apply_prefills(
         actor=shell.staff(context).telegram_id,
     )
     for qid, _ in done:
+        typed = prefill.items[qid]
         label = protocol.questions_by_id[qid].label.get(lang)
-        lines.append(t("prefilled", lang, label=label, echo=prefill.items[qid].echo))
+        if typed.raw.startswith(CHECKLIST_MARK):
+            lines.append(t("checklist_recorded", lang, label=label, answer=typed.echo))
+        else:
+            lines.append(t("prefilled", lang, label=label, echo=typed.echo))
     waiting = {qid: typed for qid, typed in prefill.items.items() if qid in items}
     left = prefill.model_copy(update={"items": waiting}) if waiting else None
     await shell.keep(context, conversation.but(prefill=left))

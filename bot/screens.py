@@ -5,13 +5,16 @@ Plain functions from a screening to text and buttons; nothing here sends or reco
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from bot.callbacks import Action, Callback
+from bot.conversation import Mark
 from bot.i18n import REASONS, t
 from bot.keyboards import Button, Keyboard, keyboard, tap
 from bot.service import ScreeningService
 from flows import UNKNOWN, AnswerValue, Protocol, current_question, verdict_of
+from flows.checklist import expected
 from flows.dialog import (
     ELIGIBLE,
     EXCLUDED,
@@ -22,7 +25,13 @@ from flows.dialog import (
     relevant_questions,
 )
 from flows.render import answer_text, outcome_text, question_text, summary
-from flows.schema import ChoiceQuestion, Question, YesNoQuestion
+from flows.schema import (
+    ChoiceQuestion,
+    LabQuestion,
+    NumberQuestion,
+    Question,
+    YesNoQuestion,
+)
 from flows.text import Lang
 from storage.records import Screening, Staff
 
@@ -44,6 +53,9 @@ def _question(
     if question.id in state.answers:
         shown = answer_text(protocol, question.id, state.answers[question.id], lang)
         text += "\n" + t("current_answer", lang, answer=shown)
+    invitation = panel_invitation(protocol, question, lang)
+    if invitation is not None and question.id not in state.answers:
+        text += "\n\n" + invitation
     qi = protocol.question_index[question.id]
     rows: list[list[Button]] = []
     if isinstance(question, YesNoQuestion):
@@ -166,6 +178,11 @@ def fits(protocol: Protocol, data: Callback) -> bool:
             return data.index() < len(protocol.criteria)
         case Action.REASON:
             return data.arg == "o" or int(data.arg) < len(REASONS)
+        case Action.CHECK:
+            if data.index() >= len(protocol.questions):
+                return False
+            question = protocol.questions[data.index()]
+            return isinstance(question, YesNoQuestion) and question.group is not None
     return True
 
 
@@ -201,3 +218,95 @@ def ago(delta: timedelta) -> str:
     if minutes < 48 * 60:
         return f"{minutes // 60} h"
     return f"{minutes // (24 * 60)} d"
+
+
+_MARKS: dict[Mark, AnswerValue] = {"y": True, "n": False, "u": UNKNOWN}
+NEXT_MARK: dict[Mark, Mark] = {"y": "n", "n": "u", "u": "y"}
+"""Tapping an item goes yes → no → unknown → yes."""
+
+
+def mark_value(mark: Mark) -> AnswerValue:
+    """The answer a checklist mark stands for."""
+    return _MARKS[mark]
+
+
+def expected_marks(protocol: Protocol, items: Sequence[str]) -> dict[str, Mark]:
+    """Each item (a yes/no question's id) with the answer that excludes no one."""
+    marks: dict[str, Mark] = {}
+    for qid in items:
+        question = protocol.questions_by_id[qid]
+        assert isinstance(question, YesNoQuestion)
+        marks[qid] = "n" if expected(protocol, question) is False else "y"
+    return marks
+
+
+def checklist_screen(
+    protocol: Protocol,
+    screening: Screening,
+    marks: dict[str, Mark],
+    lang: Lang,
+) -> tuple[str, Keyboard]:
+    """The checklist: every statement in full with its answer; a button per item; record."""
+    sid, rev = screening.id, screening.row_version
+    usual = expected_marks(protocol, list(marks))
+    lines = [f"[{screening.code}] {t('checklist_intro', lang)}"]
+    rows: list[list[Button]] = []
+    for number, (qid, mark) in enumerate(marks.items(), 1):
+        question = protocol.questions_by_id[qid]
+        answer = answer_text(protocol, qid, mark_value(mark), lang)
+        key = "checklist_item" if mark == usual[qid] else "checklist_changed"
+        lines.append(t(key, lang, number=number, text=question.text.get(lang), answer=answer))
+        label = question.label.get(lang)
+        index = str(protocol.question_index[qid])
+        rows.append(
+            [
+                tap(
+                    t("b_check_item", lang, number=number, label=label, answer=answer),
+                    Callback(Action.CHECK, sid, rev, index),
+                )
+            ]
+        )
+    done = "b_all_true" if marks == usual else "b_record_checklist"
+    last = [tap(t(done, lang, count=len(marks)), Callback(Action.CHECKED, sid, rev))]
+    first = protocol.question_index[next(iter(marks))]
+    if previous_question(protocol, screening.state) is not None:
+        last.append(tap(t("b_back", lang), Callback(Action.PREVIOUS, sid, rev, str(first))))
+    rows.append(last)
+    return "\n".join(lines), keyboard(rows)
+
+
+def checklist_offer(
+    protocol: Protocol,
+    screening: Screening,
+    marks: dict[str, Mark],
+    question_screen: tuple[str, Keyboard],
+    lang: Lang,
+) -> tuple[str, Keyboard]:
+    """The current question as usual, and below it its checklist to answer in one tap."""
+    text, markup = question_screen
+    sid, rev = screening.id, screening.row_version
+    lines = [text, "", t("checklist_offer", lang, count=len(marks))]
+    for number, (qid, mark) in enumerate(marks.items(), 1):
+        question = protocol.questions_by_id[qid]
+        answer = answer_text(protocol, qid, mark_value(mark), lang)
+        lines.append(
+            t("checklist_item", lang, number=number, text=question.text.get(lang), answer=answer)
+        )
+    rows = [list(row) for row in markup.inline_keyboard]
+    rows.append(
+        [
+            tap(t("b_all_true", lang, count=len(marks)), Callback(Action.CHECKED, sid, rev)),
+            tap(t("b_change_items", lang), Callback(Action.CHECKLIST, sid, rev)),
+        ]
+    )
+    return "\n".join(lines), keyboard(rows)
+
+
+def panel_invitation(protocol: Protocol, question: Question, lang: Lang) -> str | None:
+    """At the first question that takes a number: how to type many values in one message."""
+    numeric = [q for q in protocol.questions if isinstance(q, LabQuestion | NumberQuestion)]
+    if not numeric or question.id != numeric[0].id or len(numeric) < 2:
+        return None
+    labels = ", ".join((q.aliases[0] if q.aliases else q.label.en) for q in numeric)
+    example = ", ".join(f"{q.aliases[0] if q.aliases else q.label.en} …" for q in numeric[:3])
+    return t("panel_invite", lang, labels=labels, example=example)

@@ -19,12 +19,13 @@ from telegram import Update
 from telegram.constants import MessageLimit
 from telegram.ext import ContextTypes
 
-from bot.conversation import Conversation
+from bot.conversation import ChecklistHeld, Conversation
 from bot.keyboards import Keyboard
 from bot.outgoing import send_text
-from bot.screens import screen
+from bot.screens import checklist_offer, checklist_screen, expected_marks, screen
 from bot.service import ScreeningService, can_work_on
 from bot.settings import Settings
+from flows.checklist import checklist
 from flows.text import Lang, as_lang
 from storage.records import Screening, Staff
 
@@ -132,8 +133,36 @@ class Shell:
         self, update: Update, context: Context, screening: Screening, prefix: str = ""
     ) -> None:
         """Send the screening's current screen, with an optional first line."""
-        text, markup = screen(self.service, screening, self.lang(update, context))
+        lang = self.lang(update, context)
+        text, markup = await self._screen(context, screening, lang)
         await self.send(update, context, f"{prefix}\n\n{text}" if prefix else text, markup)
+
+    async def _screen(
+        self, context: Context, screening: Screening, lang: Lang
+    ) -> tuple[str, Keyboard]:
+        """The screen; where the current question opens a checklist, with the checklist."""
+        protocol = self.service.protocol_for(screening)
+        items = checklist(protocol, screening.state)
+        conversation = self.conversation(context)
+        ahead = conversation.prefill.items if conversation.prefill else {}
+        if not items or items[0].id in ahead:
+            return screen(self.service, screening, lang)
+        phase = conversation.phase
+        held = isinstance(phase, ChecklistHeld) and phase.about(screening)
+        marks = expected_marks(protocol, [q.id for q in items])
+        editing = False
+        if isinstance(phase, ChecklistHeld) and held:
+            marks.update({qid: mark for qid, mark in phase.marks.items() if qid in marks})
+            editing = phase.editing
+        shown = ChecklistHeld(
+            screening_id=screening.id, revision=screening.row_version, marks=marks, editing=editing
+        )
+        await self.keep(context, conversation.but(phase=shown))
+        if editing:
+            return checklist_screen(protocol, screening, marks, lang)
+        return checklist_offer(
+            protocol, screening, marks, screen(self.service, screening, lang), lang
+        )
 
     def close(self) -> None:
         """Let the database threads finish their calls and end."""

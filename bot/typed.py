@@ -163,8 +163,25 @@ async def record_batch(
     shell: Shell, update: Update, context: Context, screening: Screening, panel: PanelHeld
 ) -> None:
     """Record the values of one message; those for later questions wait for them."""
-    prefill = Prefill(screening_id=screening.id, items=dict(panel.items))
-    await shell.keep(context, shell.conversation(context).but(phase=Idle(), prefill=prefill))
+    await record_ahead(shell, update, context, screening, dict(panel.items))
+
+
+async def record_ahead(
+    shell: Shell,
+    update: Update,
+    context: Context,
+    screening: Screening,
+    items: dict[str, Typed],
+) -> None:
+    """Record answers given ahead, each at its question: now up to the next one not given.
+
+    The others wait beside the conversation and are recorded as their questions come up.
+    """
+    conversation = shell.conversation(context)
+    if conversation.prefill is not None and conversation.prefill.screening_id == screening.id:
+        items = {**conversation.prefill.items, **items}
+    prefill = Prefill(screening_id=screening.id, items=items)
+    await shell.keep(context, conversation.but(phase=Idle(), prefill=prefill))
     lang = shell.lang(update, context)
     before = screening
     screening, lines = await apply_prefills(shell, update, context, screening)

@@ -281,6 +281,32 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
     "menu_language": {"en": "English / 中文", "zh": "English / 中文"},
     "menu_staff": {"en": "Manage staff (admins)", "zh": "管理人员（管理员）"},
     "menu_start": {"en": "Who I am", "zh": "我是谁"},
+    # --- Checklists and the lab panel (bot.screens).
+    "checklist_intro": {
+        "en": "Routine questions: the answer shown for each is the one that excludes no one. Tap an item to change its answer, then record them.",
+        "zh": "常规问题：每项显示的是不会排除受试者的答案。点按某项可更改其答案，然后记录。",
+    },
+    "checklist_item": {"en": "{number}. {text} — {answer}", "zh": "{number}. {text} — {answer}"},
+    "checklist_changed": {
+        "en": "{number}. {text} — {answer} ✏️",
+        "zh": "{number}. {text} — {answer} ✏️",
+    },
+    "b_all_true": {"en": "✅ All {count} as shown", "zh": "✅ {count} 项全部如上"},
+    "b_record_checklist": {"en": "✔ Record these answers", "zh": "✔ 记录这些答案"},
+    "b_check_item": {"en": "{number}. {label}: {answer}", "zh": "{number}. {label}：{answer}"},
+    "checklist_recorded": {
+        "en": "✔ {label}: {answer} (checklist)",
+        "zh": "✔ {label}：{answer}（清单）",
+    },
+    "panel_invite": {
+        "en": "💡 Type the values of the next questions in one message, each after its label as on the report ({labels}), e.g. “{example}”. I show back what I read before anything is recorded.",
+        "zh": "💡 可在一条消息中按化验单输入后续各题的数值，每项前加标签（{labels}），例如“{example}”。记录前我会逐项回显。",
+    },
+    "checklist_offer": {
+        "en": "Or answer these {count} routine questions at once, as shown (each answer is the one that excludes no one):",
+        "zh": "或按下列答案一次回答这 {count} 个常规问题（每项答案均不会排除受试者）：",
+    },
+    "b_change_items": {"en": "✏️ Change an item", "zh": "✏️ 更改某项"},
     # --- The bot's own wording (bot/).
     "welcome": {
         "en": "Hello {name}, you are registered as {role}.\nI walk you through a trial's eligibility criteria one question at a time, store every answer and stop as soon as the patient is excluded.\n\n{help}",

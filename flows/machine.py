@@ -12,7 +12,7 @@ machine itself picks where a screening goes:
   the screening rests at the first question it still has to ask. After the last question the
   outcome is chosen by ``awaiting_review``, ``results_pending`` or ``all_met``.
 - ``correct`` goes from anywhere to ``correcting`` if the answer to change exists
-  (``may_reopen``), and ``reopen`` from there to that question (``reopens_<question>``).
+  (``reopenable``), and ``reopen`` from there to that question (``reopens_<question>``).
 - ``results_arrived`` goes from pending or needs review back through the questions, stopping
   at each answer that was "unknown" and still decides a criterion (``results_awaited``).
 - ``decide`` goes from needs review to the outcome an investigator's decision gives.
@@ -131,7 +131,7 @@ class Screening:
         """Some answer is "unknown" and still decides a criterion."""
         return bool(self._awaited)
 
-    def may_reopen(self) -> bool:
+    def reopenable(self) -> bool:
         """The answer to change exists (or it is the question being asked)."""
         return self.target in self.answers or self.target == self.state
 
@@ -185,7 +185,7 @@ def define(machine: Machine, protocol: Protocol) -> None:
                     after=after,
                 )
     machine.add_transition(
-        "correct", [*ids, *TERMINALS], CORRECTING, conditions="may_reopen", after="reopen"
+        "correct", [*ids, *TERMINALS], CORRECTING, conditions="reopenable", after="reopen"
     )
     for qid in ids:
         machine.add_transition("reopen", CORRECTING, qid, conditions=f"reopens_{qid}")

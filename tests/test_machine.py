@@ -94,7 +94,7 @@ def test_the_rules_are_on_the_transitions(seed: Protocol) -> None:
     ) in edges
     last = seed.questions[-1].id
     assert (last, "eligible", "next [answered & all_met]") in edges
-    assert ("eligible", CORRECTING, "correct [may_reopen]") in edges
+    assert ("eligible", CORRECTING, "correct [reopenable]") in edges
     assert (CORRECTING, "age", "reopen [reopens_age]") in edges
     assert ("pending", seed.questions[0].id, "results_arrived [results_awaited]") in edges
     assert ("needs_review", "eligible", "decide [reviewable & all_met]") in edges
