@@ -162,7 +162,9 @@ async def cmd_review(shell: Shell, update: Update, context: Context) -> None:
     if staff.role not in (Role.INVESTIGATOR, Role.ADMIN):
         await shell.send(update, context, t("role_needed", lang, role="investigator"))
         return
-    waiting = [s for s in await shell.db(shell.repo.needing_review) if can_access(staff, s)]
+    waiting = [
+        s for s in await shell.db(shell.repo.waiting, "needs_review") if can_access(staff, s)
+    ]
     if not waiting:
         await shell.send(update, context, t("review_none", lang))
         return

@@ -28,6 +28,7 @@ from storage.records import (
     CodeTaken,
     DecisionEntry,
     DuplicateUpdate,
+    Notice,
     Screening,
     Staff,
     StaleWrite,
@@ -48,6 +49,7 @@ class InMemoryRepository:
         self._decisions: dict[int, list[DecisionEntry]] = {}
         self._audit: dict[str, list[AuditEntry]] = {}
         self._updates: set[int] = set()
+        self._notices: list[Notice] = []
 
     # --- staff ---
     def get_staff(self, telegram_id: int) -> Staff | None:
@@ -187,12 +189,49 @@ class InMemoryRepository:
         ]
         return sorted(mine, key=lambda s: (s.updated_at, s.id), reverse=True)[:limit]
 
-    def needing_review(self, limit: int = 50) -> list[Screening]:
+    def waiting(
+        self, status: str, created_by: int | None = None, limit: int = 50
+    ) -> list[Screening]:
         """See :class:`storage.repository.Repository`."""
-        waiting = [
-            s for s in self._screenings.values() if s.status == "needs_review" and s.unfinished
+        found = [
+            s
+            for s in self._screenings.values()
+            if s.status == status
+            and s.unfinished
+            and (created_by is None or s.created_by == created_by)
         ]
-        return sorted(waiting, key=lambda s: (s.updated_at, s.id))[:limit]
+        return sorted(found, key=lambda s: (s.updated_at, s.id))[:limit]
+
+    # --- notices ---
+    def add_notice(
+        self, screening_id: int, telegram_id: int, kind: str, due_at: datetime, *, sent: bool
+    ) -> Notice:
+        """See :class:`storage.repository.Repository`."""
+        with self._lock:
+            sent_at = self._clock() if sent else None
+            notice = Notice(
+                len(self._notices) + 1, screening_id, telegram_id, kind, due_at, sent_at
+            )
+            self._notices.append(notice)
+            return notice
+
+    def due_notices(self, now: datetime, kind: str) -> list[Notice]:
+        """See :class:`storage.repository.Repository`."""
+        due = [n for n in self._notices if n.kind == kind and n.due_at <= now and not n.sent_at]
+        return sorted(due, key=lambda n: (n.due_at, n.id))
+
+    def claim_notice(self, notice_id: int) -> bool:
+        """See :class:`storage.repository.Repository`."""
+        with self._lock:
+            notice = self._notices[notice_id - 1]
+            if notice.sent_at is not None:
+                return False
+            self._notices[notice_id - 1] = replace(notice, sent_at=self._clock())
+            return True
+
+    def notices(self, screening_id: int) -> list[Notice]:
+        """See :class:`storage.repository.Repository`."""
+        return [n for n in self._notices if n.screening_id == screening_id]
 
     def in_range(self, start: datetime, end: datetime) -> Iterator[Screening]:
         """See :class:`storage.repository.Repository`."""

@@ -87,6 +87,21 @@ class Screening:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """A message to a staff member about a screening: a reminder, or a review request.
+
+    ``due_at`` is when it is to be sent, ``sent_at`` when it was (``None``: not yet).
+    """
+
+    id: int
+    screening_id: int
+    telegram_id: int
+    kind: str
+    due_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class AnswerEntry:
     """One answer as given, including superseded and retired ones (the full history)."""
 

@@ -18,6 +18,7 @@ from storage.records import (
     AuditEntry,
     CloseKind,
     DecisionEntry,
+    Notice,
     Screening,
     Staff,
     Visitor,
@@ -100,8 +101,29 @@ class Repository(Interface):
         """A staff member's unfinished screenings, most recent activity first."""
         ...
 
-    def needing_review(self, limit: int = 50) -> list[Screening]:
-        """Unfinished screenings awaiting an investigator's decision, oldest first."""
+    def waiting(
+        self, status: str, created_by: int | None = None, limit: int = 50
+    ) -> list[Screening]:
+        """Unfinished screenings with ``status`` (of one coordinator), longest waiting first."""
+        ...
+
+    # --- notices ---
+    def add_notice(
+        self, screening_id: int, telegram_id: int, kind: str, due_at: datetime, *, sent: bool
+    ) -> Notice:
+        """Keep a notice to send at ``due_at``, or one ``sent`` already."""
+        ...
+
+    def due_notices(self, now: datetime, kind: str) -> list[Notice]:
+        """Notices of ``kind`` due by ``now`` and not sent, earliest first."""
+        ...
+
+    def claim_notice(self, notice_id: int) -> bool:
+        """Mark a notice sent; ``False`` when it was already (another process sends it)."""
+        ...
+
+    def notices(self, screening_id: int) -> list[Notice]:
+        """A screening's notices, in the order they were made."""
         ...
 
     def in_range(self, start: datetime, end: datetime) -> Iterator[Screening]:

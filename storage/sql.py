@@ -42,6 +42,7 @@ from storage.records import (
     CodeTaken,
     DecisionEntry,
     DuplicateUpdate,
+    Notice,
     Role,
     Screening,
     Staff,
@@ -54,6 +55,7 @@ from storage.tables import (
     AnswerRow,
     AuditEventRow,
     DecisionRow,
+    NoticeRow,
     ProcessedUpdate,
     ProtocolVersion,
     ScreeningRow,
@@ -231,16 +233,67 @@ class SqlRepository:
         with self._reading() as session:
             return [_screening(r) for r in session.exec(query)]
 
-    def needing_review(self, limit: int = 50) -> list[Screening]:
+    def waiting(
+        self, status: str, created_by: int | None = None, limit: int = 50
+    ) -> list[Screening]:
         """See :class:`storage.repository.Repository`."""
-        query = (
-            select(ScreeningRow)
-            .where(ScreeningRow.status == "needs_review", col(ScreeningRow.closed_at).is_(None))
-            .order_by(col(ScreeningRow.updated_at), col(ScreeningRow.id))
-            .limit(limit)
+        query = select(ScreeningRow).where(
+            ScreeningRow.status == status, col(ScreeningRow.closed_at).is_(None)
         )
+        if created_by is not None:
+            query = query.where(ScreeningRow.created_by == created_by)
+        query = query.order_by(col(ScreeningRow.updated_at), col(ScreeningRow.id)).limit(limit)
         with self._reading() as session:
             return [_screening(r) for r in session.exec(query)]
+
+    # --- notices ---
+    def add_notice(
+        self, screening_id: int, telegram_id: int, kind: str, due_at: datetime, *, sent: bool
+    ) -> Notice:
+        """See :class:`storage.repository.Repository`."""
+        row = NoticeRow(
+            screening_id=screening_id,
+            telegram_id=telegram_id,
+            kind=kind,
+            due_at=due_at,
+            sent_at=self._clock() if sent else None,
+        )
+        with self._writing() as session, session.begin():
+            session.add(row)
+            session.flush()
+            return Notice(**row.model_dump())
+
+    def due_notices(self, now: datetime, kind: str) -> list[Notice]:
+        """See :class:`storage.repository.Repository`."""
+        query = (
+            select(NoticeRow)
+            .where(
+                NoticeRow.kind == kind, NoticeRow.due_at <= now, col(NoticeRow.sent_at).is_(None)
+            )
+            .order_by(col(NoticeRow.due_at), col(NoticeRow.id))
+        )
+        with self._reading() as session:
+            return [Notice(**r.model_dump()) for r in session.exec(query)]
+
+    def claim_notice(self, notice_id: int) -> bool:
+        """See :class:`storage.repository.Repository`."""
+        with self._writing() as session, session.begin():
+            row = session.get(NoticeRow, notice_id, with_for_update=self._locks)
+            if row is None or row.sent_at is not None:
+                return False
+            row.sent_at = self._clock()
+            session.add(row)
+            return True
+
+    def notices(self, screening_id: int) -> list[Notice]:
+        """See :class:`storage.repository.Repository`."""
+        query = (
+            select(NoticeRow)
+            .where(NoticeRow.screening_id == screening_id)
+            .order_by(col(NoticeRow.id))
+        )
+        with self._reading() as session:
+            return [Notice(**r.model_dump()) for r in session.exec(query)]
 
     def in_range(self, start: datetime, end: datetime, batch: int = 500) -> Iterator[Screening]:
         """See :class:`storage.repository.Repository` (keyset-paginated, bounded memory)."""

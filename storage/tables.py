@@ -219,3 +219,16 @@ class ProcessedUpdate(SQLModel, table=True):
         )
     )
     processed_at: datetime = _ts()
+
+
+class NoticeRow(SQLModel, table=True):
+    """A reminder or review request to send, and when it was sent (records.Notice)."""
+
+    __tablename__ = "notice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    screening_id: int = Field(foreign_key="screening.id", index=True)
+    telegram_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: str = Field(max_length=20)
+    due_at: datetime = _ts(index=True)
+    sent_at: datetime | None = _ts(nullable=True)

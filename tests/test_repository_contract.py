@@ -196,7 +196,38 @@ def test_complete_screening_and_statuses(repo: Repository, seed: Protocol) -> No
     assert excluded.status == "ineligible" and excluded.state.at == "excluded"
     review = answer_all(repo, seed, begin(repo, seed, "S-3"), anc="0.5")
     assert review.status == "needs_review"
-    assert [s.code for s in repo.needing_review()] == ["S-3"]
+    assert [s.code for s in repo.waiting("needs_review")] == ["S-3"]
+
+
+def test_waiting_lists_one_coordinators_screenings_longest_waiting_first(
+    repo: Repository, seed: Protocol
+) -> None:
+    first = answer_all(repo, seed, begin(repo, seed, "P-1"), lvef="unknown")
+    answer_all(repo, seed, begin(repo, seed, "P-2", actor=BOB), lvef="unknown")
+    answer_all(repo, seed, begin(repo, seed, "P-3"), spo2="unknown")
+    assert first.status == "pending"
+    assert [s.code for s in repo.waiting("pending", created_by=ALICE)] == ["P-1", "P-3"]
+    assert [s.code for s in repo.waiting("pending")] == ["P-1", "P-2", "P-3"]
+    assert repo.waiting("needs_review", created_by=ALICE) == []
+
+
+def test_a_notice_is_sent_once_when_due(repo: Repository, seed: Protocol) -> None:
+    s = begin(repo, seed)
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    later = repo.add_notice(s.id, ALICE, "reminder", now + timedelta(days=1), sent=False)
+    due = repo.add_notice(s.id, ALICE, "reminder", now - timedelta(minutes=1), sent=False)
+    told = repo.add_notice(s.id, BOB, "review", now, sent=True)
+    assert told.sent_at is not None and due.sent_at is None
+    assert [n.id for n in repo.due_notices(now, "reminder")] == [due.id]
+    assert repo.claim_notice(due.id) is True
+    assert repo.claim_notice(due.id) is False  # another process got there first
+    assert repo.due_notices(now, "reminder") == []
+    assert [n.id for n in repo.due_notices(now + timedelta(days=2), "reminder")] == [later.id]
+    assert [(n.kind, n.telegram_id) for n in repo.notices(s.id)] == [
+        ("reminder", ALICE),
+        ("reminder", ALICE),
+        ("review", BOB),
+    ]
 
 
 def test_correction_supersedes_with_reason(repo: Repository, seed: Protocol) -> None:

@@ -352,7 +352,7 @@ def test_migration_0005_keeps_processed_updates_and_the_review_queue(engine: Eng
     upgrade(engine)
     repo = SqlRepository(engine)
     assert repo.seen_update(2**40 + 7) and not repo.seen_update(2**40 + 8)
-    assert [s.code for s in repo.needing_review()] == ["OLD-1", "OLD-3"]
+    assert [s.code for s in repo.waiting("needs_review")] == ["OLD-1", "OLD-3"]
     indexes = {i["name"]: i for i in inspect(engine).get_indexes("screening")}
     assert indexes["ix_screening_review"]["column_names"] == ["updated_at", "id"]
     if engine.dialect.name == "sqlite":
