@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -23,12 +24,14 @@ from bot import commands
 from bot.buttons import on_button
 from bot.gate import gate, mark_processed, on_error
 from bot.ordering import PerChatUpdateProcessor
+from bot.reminders import EVERY_SECONDS, send_due_reminders
 from bot.service import ScreeningService
 from bot.settings import Settings
 from bot.shell import Context, Shell
 from bot.typed import on_text
 from flows.catalogue import tr
 from flows.text import LANGUAGES
+from storage.clock import utc_now
 
 App = Application[Any, Any, Any, Any, Any, Any]
 Handler = Callable[[Shell, Update, Context], Coroutine[Any, Any, None]]
@@ -39,7 +42,19 @@ MISSING_TOKEN = (
     "(it looks like 123456789:AA…)."
 )
 
-MENU = ("new", "resume", "status", "back", "cancel", "review", "help", "language", "staff", "start")
+MENU = (
+    "new",
+    "resume",
+    "pending",
+    "status",
+    "back",
+    "cancel",
+    "review",
+    "help",
+    "language",
+    "staff",
+    "start",
+)
 """The commands Telegram lists in its menu, in this order (their descriptions: ``menu_*``)."""
 
 _COMMAND_HANDLERS: dict[str, Handler] = {
@@ -47,6 +62,7 @@ _COMMAND_HANDLERS: dict[str, Handler] = {
     "help": commands.cmd_help,
     "new": commands.cmd_new,
     "resume": commands.cmd_resume,
+    "pending": commands.cmd_pending,
     "status": commands.cmd_status,
     "back": commands.cmd_back,
     "cancel": commands.cmd_cancel,
@@ -88,6 +104,7 @@ def build_application(
     *,
     request: BaseRequest | None = None,
     rate_limit: bool = True,
+    clock: Callable[[], datetime] = utc_now,
 ) -> App:
     """The python-telegram-bot application with every handler registered.
 
@@ -96,6 +113,7 @@ def build_application(
         settings: Token, Bot API URLs.
         request: A transport to use instead of HTTP (the tests' fake Bot API).
         rate_limit: Apply Telegram's rate limits (python-telegram-bot's ``AIORateLimiter``).
+        clock: The current time (reminders fall due by it).
 
     Raises:
         ValueError: No bot token is configured.
@@ -115,11 +133,15 @@ def build_application(
     if rate_limit:
         limiter: Any = AIORateLimiter()  # generic over its arguments; the builder's default is None
         builder = builder.rate_limiter(limiter)
-    shell = Shell(service, settings)
+    shell = Shell(service, settings, clock)
 
     async def post_shutdown(app: App) -> None:
         shell.close()  # let the database threads finish their calls
 
     app = builder.post_init(_post_init).post_shutdown(post_shutdown).build()
     register(app, shell)
+    assert app.job_queue is not None  # python-telegram-bot[job-queue] is a dependency
+    app.job_queue.run_repeating(
+        partial(send_due_reminders, shell), interval=EVERY_SECONDS, first=5, name="reminders"
+    )
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from telegram import CallbackQuery, Update
 from telegram import Message as TelegramMessage
@@ -190,6 +191,13 @@ async def act(
                 raw = f"{CHECKLIST_MARK} {answer_text(protocol, qid, value, 'en')}"
                 items[qid] = Typed(raw=raw, value=value, echo=shown)
             await record_ahead(shell, update, context, screening, items)
+        case Action.REMIND:
+            due = shell.clock() + timedelta(days=int(data.arg))
+            await shell.db(shell.repo.add_notice, screening.id, actor, "reminder", due, sent=False)
+            date = f"{due:%Y-%m-%d %H:%M}"
+            await shell.send(
+                update, context, t("reminder_set", lang, code=screening.code, date=date)
+            )
         case Action.RETYPE:
             await shell.keep(context, conversation.but(phase=Idle()))
             await shell.show(update, context, screening)

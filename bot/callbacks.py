@@ -47,6 +47,7 @@ class Action(StrEnum):
     CHECK = "h"  # arg: question index of a checklist item whose answer to change
     CHECKED = "j"  # record the checklist's answers
     CHECKLIST = "e"  # show the checklist's items one button each, to change one
+    REMIND = "b"  # arg: days until a reminder of the pending results
 
 
 _INDEX = r"\d{1,4}"
@@ -70,6 +71,7 @@ _ARGS: dict[Action, re.Pattern[str]] = {
     Action.CHECK: re.compile(_INDEX),
     Action.CHECKED: re.compile(""),
     Action.CHECKLIST: re.compile(""),
+    Action.REMIND: re.compile("[137]"),
 }
 _ID = re.compile(r"0|[1-9]\d{0,18}")
 

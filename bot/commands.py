@@ -15,9 +15,10 @@ from bot.keyboards import keyboard, tap
 from bot.screens import ago, answered_rows, staff_line
 from bot.service import AlreadyProcessed, can_access, withdraw_access
 from bot.shell import Context, Shell
-from flows import Protocol
+from flows import Protocol, verdict_of
+from flows.dialog import missing
 from flows.messages import render
-from flows.render import short_title, where_it_stands
+from flows.render import question_label, short_title, where_it_stands
 from reports.exporters import transcript_json, transcript_pdf
 from reports.transcript import build_transcript
 from storage.records import Role, Screening, Staff
@@ -99,6 +100,24 @@ async def cmd_resume(shell: Shell, update: Update, context: Context) -> None:
         label = f"{s.code} · {where} · {ago(now - s.updated_at)}"
         rows.append([tap(label, Callback(Action.OPEN, s.id, s.row_version))])
     await shell.send(update, context, t("unfinished", lang), keyboard(rows))
+
+
+async def cmd_pending(shell: Shell, update: Update, context: Context) -> None:
+    """/pending: my screenings waiting for a result, the longest waiting first."""
+    lang, staff = shell.lang(update, context), shell.staff(context)
+    found = await shell.db(shell.repo.waiting, "pending", staff.telegram_id)
+    if not found:
+        await shell.send(update, context, t("pending_none", lang))
+        return
+    rows = []
+    now = datetime.now(UTC)
+    for s in found:
+        protocol = shell.service.protocol_for(s)
+        awaited = missing(protocol, s.state.answers, verdict_of(protocol, s.state))
+        labels = ", ".join(question_label(protocol, q, lang) for q in awaited)
+        label = t("pending_item", lang, code=s.code, missing=labels, ago=ago(now - s.updated_at))
+        rows.append([tap(label, Callback(Action.OPEN, s.id, s.row_version))])
+    await shell.send(update, context, t("pending_list", lang), keyboard(rows))
 
 
 async def cmd_status(shell: Shell, update: Update, context: Context) -> None:

@@ -12,11 +12,11 @@ from telegram import Update
 from telegram.error import TelegramError
 
 from bot.callbacks import Action, Callback
-from bot.conversation import CHECKLIST_MARK, ChoosingReason, Confirming, Held, Idle
+from bot.conversation import CHECKLIST_MARK, ChoosingReason, Confirming, Conversation, Held, Idle
 from bot.i18n import t
 from bot.keyboards import keyboard, tap
 from bot.outgoing import send_text
-from bot.screens import reason_buttons
+from bot.screens import reason_buttons, review_screen
 from bot.service import (
     AlreadyProcessed,
     ConfirmFirst,
@@ -28,7 +28,7 @@ from bot.service import (
     Refused,
     can_access,
 )
-from bot.shell import Context, Shell, user_data
+from bot.shell import Context, Shell, clip, user_data
 from flows import Status
 from flows.messages import render
 from flows.render import answer_text
@@ -195,13 +195,27 @@ async def apply_prefills(
 async def notify_review(
     shell: Shell, context: Context, before: Screening, after: Screening
 ) -> None:
-    """Tell investigators when a screening starts waiting for their decision."""
+    """Ask the investigators when a screening starts waiting for their decision.
+
+    The message shows the deciding values with Approve and Reject buttons, so that the decision
+    can be taken from the notification; who was asked, and when, is kept with the screening.
+    """
     if after.status != Status.NEEDS_REVIEW.value or before.status == after.status:
         return
+    protocol = shell.service.protocol_for(after)
     for member in await shell.db(shell.repo.list_staff):
-        if member.role is Role.INVESTIGATOR and can_access(member, after):
-            try:
-                text = t("notify_review", "en", code=after.code)
-                await send_text(context.bot, member.telegram_id, text)
-            except TelegramError:
-                log.warning("could not notify investigator %s", member.telegram_id)
+        if member.role is not Role.INVESTIGATOR or not member.active:
+            continue
+        if not can_access(member, after):
+            continue
+        lang = Conversation.from_json(member.conversation).lang or "en"
+        screen, markup = review_screen(protocol, after, lang)
+        text = t("notify_review_full", lang, code=after.code, screen=screen)
+        try:
+            await send_text(context.bot, member.telegram_id, clip(text), markup)
+        except TelegramError:
+            log.warning("could not notify investigator %s", member.telegram_id)
+            continue
+        await shell.db(
+            shell.repo.add_notice, after.id, member.telegram_id, "review", shell.clock(), sent=True
+        )

@@ -29,7 +29,8 @@ async def show_review(shell: Shell, update: Update, context: Context, screening:
     conversation = shell.conversation(context)
     await shell.keep(context, conversation.but(phase=Reviewing(screening_id=screening.id)))
     text, markup = review_screen(shell.service.protocol_for(screening), screening, lang)
-    await shell.send(update, context, text, markup)
+    notified = await shell.notified(screening, lang)
+    await shell.send(update, context, f"{text}\n{notified}" if notified else text, markup)
 
 
 async def decide(

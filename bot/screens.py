@@ -102,6 +102,16 @@ def _outcome(protocol: Protocol, screening: Screening, lang: Lang) -> tuple[str,
     text += "\n\n" + t(key, lang)
     rows = [[*buttons, correct]]
     if state.at in (PENDING, NEEDS_REVIEW):
+        if missing(protocol, state.answers, verdict):
+            rows.append(
+                [
+                    tap(
+                        t("b_remind", lang, when=t(f"remind_{days}", lang)),
+                        Callback(Action.REMIND, sid, rev, str(days)),
+                    )
+                    for days in (1, 3, 7)
+                ]
+            )
         rows.append([tap(t("b_not_completed", lang), Callback(Action.NOT_COMPLETED, sid, rev))])
     return text, keyboard(rows)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
@@ -20,13 +21,16 @@ from telegram.constants import MessageLimit
 from telegram.ext import ContextTypes
 
 from bot.conversation import ChecklistHeld, Conversation
+from bot.i18n import t
 from bot.keyboards import Keyboard
 from bot.outgoing import send_text
 from bot.screens import checklist_offer, checklist_screen, expected_marks, screen
 from bot.service import ScreeningService, can_work_on
 from bot.settings import Settings
 from flows.checklist import checklist
+from flows.dialog import NEEDS_REVIEW
 from flows.text import Lang, as_lang
+from storage.clock import utc_now
 from storage.records import Screening, Staff
 
 Context = ContextTypes.DEFAULT_TYPE
@@ -52,8 +56,14 @@ def user_data(context: Context) -> dict[Any, Any]:
 class Shell:
     """The service and settings the handlers share, and their helpers."""
 
-    def __init__(self, service: ScreeningService, settings: Settings) -> None:
+    def __init__(
+        self,
+        service: ScreeningService,
+        settings: Settings,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.service = service
+        self.clock = clock
         self.repo = service.repo
         self.settings = settings
         threads = settings.db_threads
@@ -137,10 +147,31 @@ class Shell:
         text, markup = await self._screen(context, screening, lang)
         await self.send(update, context, f"{prefix}\n\n{text}" if prefix else text, markup)
 
+    async def notified(self, screening: Screening, lang: Lang) -> str:
+        """Who was asked to review ``screening``, and when; empty when no one was."""
+        asked = [n for n in await self.db(self.repo.notices, screening.id) if n.kind == "review"]
+        if not asked:
+            return ""
+        names = {s.telegram_id: s.display_name for s in await self.db(self.repo.list_staff)}
+        who = ", ".join(
+            t(
+                "notified_one",
+                lang,
+                name=names.get(n.telegram_id, n.telegram_id),
+                at=f"{n.sent_at or n.due_at:%Y-%m-%d %H:%M}",
+            )
+            for n in asked
+        )
+        return t("notified", lang, who=who)
+
     async def _screen(
         self, context: Context, screening: Screening, lang: Lang
     ) -> tuple[str, Keyboard]:
         """The screen; where the current question opens a checklist, with the checklist."""
+        if screening.state.at == NEEDS_REVIEW:
+            text, markup = screen(self.service, screening, lang)
+            notified = await self.notified(screening, lang)
+            return (f"{text}\n{notified}" if notified else text), markup
         protocol = self.service.protocol_for(screening)
         items = checklist(protocol, screening.state)
         conversation = self.conversation(context)

@@ -307,6 +307,37 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
         "zh": "或按下列答案一次回答这 {count} 个常规问题（每项答案均不会排除受试者）：",
     },
     "b_change_items": {"en": "✏️ Change an item", "zh": "✏️ 更改某项"},
+    # --- Pending results: /pending and reminders; review requests.
+    "menu_pending": {"en": "Screenings waiting for a result", "zh": "等待结果的筛选"},
+    "pending_list": {
+        "en": "Your screenings waiting for a result, the longest waiting first:",
+        "zh": "您等待结果的筛选（等待最久的在前）：",
+    },
+    "pending_none": {
+        "en": "None of your screenings is waiting for a result.",
+        "zh": "您没有等待结果的筛选。",
+    },
+    "pending_item": {"en": "{code} · {missing} · {ago}", "zh": "{code} · {missing} · {ago}"},
+    "b_remind": {"en": "⏰ {when}", "zh": "⏰ {when}"},
+    "remind_1": {"en": "Tomorrow", "zh": "明天"},
+    "remind_3": {"en": "In 3 days", "zh": "3 天后"},
+    "remind_7": {"en": "In a week", "zh": "一周后"},
+    "remind_offer": {"en": "Remind me to enter the results:", "zh": "提醒我录入结果："},
+    "reminder_set": {
+        "en": "I will remind you of screening {code} on {date} UTC.",
+        "zh": "我将于 {date} UTC 提醒您筛选 {code}。",
+    },
+    "reminder": {
+        "en": "⏰ Screening {code} is waiting for: {missing}. Have the results arrived?",
+        "zh": "⏰ 筛选 {code} 正在等待：{missing}。结果出来了吗？",
+    },
+    "b_open": {"en": "Open {code}", "zh": "打开 {code}"},
+    "notified": {"en": "Investigators notified: {who}.", "zh": "已通知的研究者：{who}。"},
+    "notified_one": {"en": "{name} ({at} UTC)", "zh": "{name}（{at} UTC）"},
+    "notify_review_full": {
+        "en": "Screening {code} needs your decision.\n\n{screen}",
+        "zh": "筛选 {code} 需要您的裁定。\n\n{screen}",
+    },
     # --- The bot's own wording (bot/).
     "welcome": {
         "en": "Hello {name}, you are registered as {role}.\nI walk you through a trial's eligibility criteria one question at a time, store every answer and stop as soon as the patient is excluded.\n\n{help}",

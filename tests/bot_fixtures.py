@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.application import build_application
 from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN, Settings
 from flows import Catalog, Protocol
+from storage.clock import utc_now
 from storage.db import make_engine, upgrade
 from storage.records import Role, Staff
 from storage.sql import SqlRepository
@@ -43,13 +45,14 @@ async def start_world(
     *,
     rate_limit: bool = False,
     api: FakeBotAPI | None = None,
+    clock: Callable[[], datetime] = utc_now,
     **settings_values: Any,
 ) -> BotWorld:
     repo = SqlRepository(engine)
     service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
     settings = Settings(bot_token="123456:TEST", _env_file=None, **settings_values)
     api = api or FakeBotAPI()
-    app = build_application(service, settings, request=api, rate_limit=rate_limit)
+    app = build_application(service, settings, request=api, rate_limit=rate_limit, clock=clock)
     world = BotWorld(engine, repo, service, settings, api, app)
 
     async def record_error(update: object, context: Any) -> None:

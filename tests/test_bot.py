@@ -134,7 +134,10 @@ async def test_review_by_investigator(world: BotWorld) -> None:
     await alice.press("No")  # not of childbearing potential
     assert "Needs the investigator's decision on criterion 8.2." in alice.last_text()
     assert "Hemoglobin: 70 g/L; required ≥ 80 g/L" in alice.last_text()
-    assert "Screening S-105 needs your decision: /review" in chen.last_text()
+    notice = chen.last_text()
+    assert notice.startswith("Screening S-105 needs your decision.")
+    assert "Hemoglobin: 70 g/L; required ≥ 80 g/L" in notice and chen.button("Approve 8.2")
+    assert "Investigators notified: Dr Chen (" in alice.last_text()
 
     assert "Screenings awaiting your decision:" in (await chen.send("/review"))[0]
     opened = await chen.press("S-105")
