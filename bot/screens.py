@@ -313,10 +313,17 @@ def checklist_offer(
 
 
 def panel_invitation(protocol: Protocol, question: Question, lang: Lang) -> str | None:
-    """At the first question that takes a number: how to type many values in one message."""
+    """How to type many values in one message, at the first numeric and first lab question.
+
+    The labels listed are those of the numeric questions from this one on.
+    """
     numeric = [q for q in protocol.questions if isinstance(q, LabQuestion | NumberQuestion)]
-    if not numeric or question.id != numeric[0].id or len(numeric) < 2:
+    labs = [q for q in numeric if isinstance(q, LabQuestion)]
+    if question.id not in {q.id for q in (numeric[:1] + labs[:1])}:
         return None
-    labels = ", ".join((q.aliases[0] if q.aliases else q.label.en) for q in numeric)
-    example = ", ".join(f"{q.aliases[0] if q.aliases else q.label.en} …" for q in numeric[:3])
-    return t("panel_invite", lang, labels=labels, example=example)
+    ahead = numeric[numeric.index(question) :]  # type: ignore[arg-type]
+    if len(ahead) < 2:
+        return None
+    names = [q.aliases[0] if q.aliases else q.label.en for q in ahead]
+    example = ", ".join(f"{name} …" for name in names[:3])
+    return t("panel_invite", lang, labels=", ".join(names), example=example)

@@ -116,3 +116,16 @@ async def test_the_checklist_speaks_chinese(world: BotWorld) -> None:
     assert alice.button("✅ 10 项全部如上")
     await alice.press("✅ 10 项全部如上")
     assert "临床诊断是什么？" in alice.last_text()
+
+
+async def test_the_first_lab_question_invites_the_panel(world: BotWorld) -> None:
+    from tests.test_bot import up_to_labs
+
+    alice = world.chat(ALICE)
+    await up_to_labs(alice, "S-903")
+    text = alice.last_text()
+    assert "Creatinine" in text
+    assert "💡 Type the values of the next questions in one message" in text
+    assert "(cr, ef, sao2, bili, gpt, got, hb, neut, plt)" in text
+    await alice.send("0.8x ULN")
+    assert "💡" not in alice.last_text()  # LVEF: the invitation is not repeated
