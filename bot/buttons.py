@@ -33,7 +33,7 @@ from bot.shell import Context, Shell
 from bot.typed import record_ahead, record_batch
 from flows.dialog import previous_question
 from flows.messages import msg, render
-from flows.render import answer_text
+from flows.showing import answer_text
 from flows.text import Lang, as_lang
 from storage.records import CloseKind, Screening
 

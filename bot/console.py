@@ -25,7 +25,6 @@ from flows.catalogue import tr
 from flows.messages import Message, render
 from flows.parsing import Invalid, Parsed
 from flows.render import (
-    answer_text,
     outcome_text,
     question_label,
     question_text,
@@ -34,6 +33,7 @@ from flows.render import (
     where_it_stands,
 )
 from flows.schema import ChoiceQuestion, YesNoQuestion
+from flows.showing import answer_text
 from flows.text import Lang
 from storage.records import CloseKind, Screening
 

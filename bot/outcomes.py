@@ -31,7 +31,7 @@ from bot.service import (
 from bot.shell import Context, Shell, clip, user_data
 from flows import Status
 from flows.messages import render
-from flows.render import answer_text
+from flows.showing import answer_text
 from storage.records import Role, Screening
 
 log = logging.getLogger(__name__)

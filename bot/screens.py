@@ -24,7 +24,7 @@ from flows.dialog import (
     previous_question,
     relevant_questions,
 )
-from flows.render import answer_text, outcome_text, question_text, summary
+from flows.render import outcome_text, question_text, summary
 from flows.schema import (
     ChoiceQuestion,
     LabQuestion,
@@ -32,6 +32,7 @@ from flows.schema import (
     Question,
     YesNoQuestion,
 )
+from flows.showing import answer_text
 from flows.text import Lang
 from storage.records import Screening, Staff
 

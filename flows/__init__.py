@@ -23,8 +23,9 @@ from flows.dialog import (
     verdict_of,
 )
 from flows.loader import Catalog, ProtocolError, load_catalog, load_protocol
-from flows.parsing import Invalid, Parsed, format_value, parse_answer
+from flows.parsing import Invalid, Parsed, parse_answer
 from flows.schema import Criterion, Protocol, Question
+from flows.showing import format_value
 from flows.values import UNKNOWN, AnswerValue, LabResult, Quantity, Unknown
 from flows.verdict import CriterionVerdict, Decision, Outcome, Status, Verdict
 

@@ -338,6 +338,10 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
         "en": "Screening {code} needs your decision.\n\n{screen}",
         "zh": "筛选 {code} 需要您的裁定。\n\n{screen}",
     },
+    # --- Answer values in words (flows.showing).
+    "value_yes": {"en": "yes", "zh": "是"},
+    "value_no": {"en": "no", "zh": "否"},
+    "value_unknown": {"en": "unknown / pending", "zh": "未知 / 待定"},
     # --- The bot's own wording (bot/).
     "welcome": {
         "en": "Hello {name}, you are registered as {role}.\nI walk you through a trial's eligibility criteria one question at a time, store every answer and stop as soon as the patient is excluded.\n\n{help}",

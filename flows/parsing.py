@@ -20,7 +20,6 @@ from flows.values import (
     AnswerValue,
     LabResult,
     Quantity,
-    Unknown,
     fmt_decimal,
     fmt_near,
 )
@@ -385,28 +384,3 @@ def _ambiguous(
     if len(offered) == 1:
         return Invalid(msg("ambiguous_one", text=hint.params["text"], a=offered[0]))
     return Invalid(msg("not_a_number", text=text.strip()[:40], example="9.5"))
-
-
-def format_value(value: AnswerValue) -> str:
-    """Write a value as text that :func:`parse_answer` reads back to the same value."""
-    match value:
-        case Unknown():
-            return "unknown"
-        case bool():
-            return "yes" if value else "no"
-        case str():
-            return value
-        case Quantity():
-            return (
-                fmt_decimal(value.value)
-                if value.unit == "years"
-                else f"{fmt_decimal(value.value)} {value.unit}"
-            )
-        case LabResult():
-            if value.value is None:
-                return f"{fmt_decimal(value.direct_ratio or Decimal(0))}x ULN"
-            text = f"{fmt_decimal(value.value)} {value.unit}"
-            if value.uln is not None:
-                text += f" ULN {fmt_decimal(value.uln)} {value.unit}"
-            return text
-    raise TypeError(f"not an answer value: {value!r}")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from flows.catalogue import tr
 from flows.dialog import ScreeningState, current_question, missing_for, progress, verdict_of
-from flows.rules import Check, format_actual
+from flows.rules import Check
 from flows.schema import ChoiceQuestion, LabQuestion, NumberQuestion, Protocol
+from flows.showing import answer_text
 from flows.text import Lang
 from flows.units import ANALYTES
-from flows.values import AnswerValue, LabResult, Unknown
+from flows.values import AnswerValue
 from flows.verdict import CriterionVerdict, Outcome, Status, Verdict
 
 _OPERATORS = {"eq": "=", "ne": "≠", "in": "∈", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
@@ -39,28 +40,6 @@ def question_label(protocol: Protocol, question_id: str, lang: Lang) -> str:
     """A question's short label ("Creatinine")."""
     question = protocol.questions_by_id.get(question_id)
     return question.label.get(lang) if question else question_id
-
-
-def answer_text(protocol: Protocol, question_id: str, value: AnswerValue | None, lang: Lang) -> str:
-    """An answer as a coordinator would say it: option labels, yes/no, units."""
-    question = protocol.questions_by_id.get(question_id)
-    match value:
-        case None:
-            return word("not_answered", lang)
-        case Unknown():
-            return "未知 / 待定" if lang == "zh" else "unknown / pending"
-        case bool():
-            return ("是" if value else "否") if lang == "zh" else ("yes" if value else "no")
-        case str() if isinstance(question, ChoiceQuestion):
-            option = next((o for o in question.options if o.id == value), None)
-            return option.text.get(lang) if option else value
-    text = format_actual(value)
-    ratio = None
-    if isinstance(value, LabResult):
-        ratio = format_actual(value, "uln", protocol.limits.get((question_id, "uln"), ()))
-    if ratio and text:
-        return f"{text} ({ratio})"
-    return ratio or text or "?"
 
 
 def _threshold(protocol: Protocol, check: Check, lang: Lang) -> str:

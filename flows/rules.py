@@ -7,12 +7,13 @@ pending lab result can never exclude a subject. Each comparison reached is recor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 from flows.schema import All, AnyOf, Compare, Expr, Not
-from flows.values import AnswerValue, LabResult, Quantity, Unknown, fmt_decimal, fmt_near
+from flows.showing import format_actual
+from flows.values import AnswerValue, LabResult, Quantity, Unknown
 
 Truth = bool | None
 """True, False, or None for unknown."""
@@ -104,32 +105,6 @@ def _numbers(node: Compare) -> tuple[Decimal, ...]:
     """The numbers a comparison compares with (none for yes/no and choices)."""
     operand = node.operand if node.operator == "between" else (node.operand,)
     return tuple(n for n in operand if isinstance(n, Decimal))
-
-
-def format_actual(
-    value: AnswerValue | None, of: str = "value", limits: Sequence[Decimal] = ()
-) -> str | None:
-    """An answer as shown in explanations (canonical units, ratio for ULN comparisons).
-
-    A ratio is rounded for reading but never across one of ``limits`` (``fmt_near``).
-    """
-    match value:
-        case None:
-            return None
-        case Unknown():
-            return "unknown"
-        case bool():
-            return "yes" if value else "no"
-        case str():
-            return value
-        case Quantity():
-            return f"{fmt_decimal(value.value)} {value.unit}"
-        case LabResult():
-            if of == "uln":
-                ratio = value.ratio
-                return None if ratio is None else f"{fmt_near(ratio, limits, 3)}× ULN"
-            return None if value.value is None else f"{fmt_decimal(value.value)} {value.unit}"
-    return str(value)
 
 
 def evaluate(expr: Expr, answers: Mapping[str, AnswerValue]) -> tuple[Truth, tuple[Check, ...]]:

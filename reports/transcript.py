@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 from flows import Protocol, verdict_of
 from flows.catalogue import tr
 from flows.render import (
-    answer_text,
     criterion_number,
     describe_check,
     outcome_text,
     question_label,
     status_label,
 )
+from flows.showing import answer_text
 from flows.text import Lang
 from flows.values import value_from_json
 from reports.replay import check

@@ -26,7 +26,7 @@ from flows import (
     Step,
 )
 from flows.dialog import Event
-from flows.rules import format_actual
+from flows.showing import format_actual
 from flows.values import value_to_json
 from storage.records import AuditEntry
 

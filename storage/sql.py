@@ -29,7 +29,7 @@ from flows import (
     Step,
 )
 from flows.dialog import Event
-from flows.rules import format_actual
+from flows.showing import format_actual
 from flows.values import LabResult, Quantity, value_from_json, value_to_json
 from storage.audit import next_link, step_events
 from storage.clock import utc_now

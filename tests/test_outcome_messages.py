@@ -31,9 +31,10 @@ from flows import (
     verdict_of,
 )
 from flows.loader import BUNDLED_DIR
-from flows.render import answer_text, outcome_text, question_label
+from flows.render import outcome_text, question_label
 from flows.rules import truth
 from flows.schema import LabQuestion, Question, comparisons
+from flows.showing import answer_text
 from flows.units import ANALYTES
 from flows.values import fmt_near
 from flows.verdict import Outcome

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from flows import Protocol
-from flows.render import answer_text
 from flows.schema import ChoiceQuestion, YesNoQuestion
+from flows.showing import answer_text
 from flows.values import value_to_json
 from storage.audit import verify_entries
 from storage.db import make_engine, upgrade

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Engine
 
 from flows import Protocol
-from flows.render import answer_text
 from flows.schema import ChoiceQuestion, YesNoQuestion
+from flows.showing import answer_text
 from storage.audit import verify_entries
 from storage.db import make_engine, upgrade
 from storage.records import Role, Staff, state_to_json
