@@ -31,6 +31,7 @@ from bot.screens import NEXT_MARK, fits, mark_value, screen, tapped_value
 from bot.service import SIGN_MEANING, can_access, can_decide, can_work_on
 from bot.shell import Context, Shell
 from bot.typed import record_ahead, record_batch
+from flows import CompletePending, GoBack
 from flows.dialog import previous_question
 from flows.messages import msg, render
 from flows.showing import answer_text
@@ -137,15 +138,8 @@ async def act(
             assert value is not None  # checked by fits() before
             echo = answer_text(protocol, question.id, value, lang)
             tapped = f"[tap] {echo}"  # nothing was typed: record the label that was tapped
-            outcome = await shell.db(
-                shell.service.answer_value,
-                screening,
-                question.id,
-                value,
-                tapped,
-                actor=actor,
-                update_id=uid,
-            )
+            planned = shell.service.plan_value(screening, question.id, value, tapped, actor=actor)
+            outcome = await shell.record(planned, uid)
             prefix = t("saved", lang, echo=echo)
             await after(
                 shell, update, context, outcome, screening=screening, raw=tapped, echo_prefix=prefix
@@ -159,8 +153,8 @@ async def act(
             if target is None:
                 await shell.show(update, context, screening)
                 return
-            outcome = await shell.db(
-                shell.service.go_back, screening, target, actor=actor, update_id=uid
+            outcome = await shell.record(
+                shell.service.plan(screening, GoBack(target), actor=actor), uid
             )
             await after(shell, update, context, outcome, screening=screening)
         case Action.CORRECT:
@@ -225,8 +219,8 @@ async def act(
         case Action.NOT_COMPLETED:
             await ask_close_reason(shell, update, context, screening, "not_completed")
         case Action.RESULTS:
-            outcome = await shell.db(
-                shell.service.complete_pending, screening, actor=actor, update_id=uid
+            outcome = await shell.record(
+                shell.service.plan(screening, CompletePending(), actor=actor), uid
             )
             await after(shell, update, context, outcome, screening=screening)
         case Action.DECIDE:

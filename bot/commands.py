@@ -15,7 +15,7 @@ from bot.keyboards import keyboard, tap
 from bot.screens import ago, answered_rows, staff_line
 from bot.service import AlreadyProcessed, can_access, withdraw_access
 from bot.shell import Context, Shell
-from flows import Protocol, verdict_of
+from flows import Protocol, start, verdict_of
 from flows.dialog import missing
 from flows.messages import render
 from flows.render import question_label, short_title, where_it_stands
@@ -73,6 +73,7 @@ async def begin(
         actor=staff.telegram_id,
         update_id=update.update_id,
         site=staff.site,
+        state=start(protocol),  # the engine on the loop; the thread only stores
     )
     if isinstance(created, AlreadyProcessed):
         return  # a redelivered /new, already handled

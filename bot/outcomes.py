@@ -138,16 +138,15 @@ async def answer_held(
     """Record a value that waited for confirmation or for a reason for change."""
     await shell.keep(context, shell.conversation(context).but(phase=Idle()))
     lang = shell.lang(update, context)
-    outcome = await shell.db(
-        shell.service.answer_value,
+    planned = shell.service.plan_value(
         screening,
         held.question_id,
         held.value,
         held.raw,
         actor=shell.staff(context).telegram_id,
         reason=reason,
-        update_id=update.update_id,
     )
+    outcome = await shell.record(planned, update.update_id)
     prefix = t("saved", lang, echo=held.echo) if held.echo else ""
     await after(
         shell,
@@ -172,21 +171,28 @@ async def apply_prefills(
         return screening, lines
     lang = shell.lang(update, context)
     protocol = shell.service.protocol_for(screening)
-    items = {qid: (typed.value, typed.raw) for qid, typed in prefill.items.items()}
-    screening, done = await shell.db(
-        shell.service.answer_prefilled,
-        screening,
-        items,
-        actor=shell.staff(context).telegram_id,
-    )
-    for qid, _ in done:
+    actor = shell.staff(context).telegram_id
+    done: list[str] = []
+    # Each value at its own question, as if typed there: the engine on the loop, the step
+    # stored in a database thread, one transaction each.
+    while (typed := prefill.items.get(screening.state.at)) is not None and (
+        screening.state.at not in done
+    ):
+        qid = screening.state.at
+        planned = shell.service.plan_value(screening, qid, typed.value, typed.raw, actor=actor)
+        outcome = await shell.record(planned, None)
+        if not isinstance(outcome, Recorded):
+            break
+        screening = outcome.screening
+        done.append(qid)
+    for qid in done:
         typed = prefill.items[qid]
         label = protocol.questions_by_id[qid].label.get(lang)
         if typed.raw.startswith(CHECKLIST_MARK):
             lines.append(t("checklist_recorded", lang, label=label, answer=typed.echo))
         else:
             lines.append(t("prefilled", lang, label=label, echo=typed.echo))
-    waiting = {qid: typed for qid, typed in prefill.items.items() if qid in items}
+    waiting = {qid: typed for qid, typed in prefill.items.items() if qid not in done}
     left = prefill.model_copy(update={"items": waiting}) if waiting else None
     await shell.keep(context, conversation.but(prefill=left))
     return screening, lines

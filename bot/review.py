@@ -14,6 +14,7 @@ from bot.outgoing import send_text
 from bot.screens import review_screen
 from bot.service import Recorded, can_decide
 from bot.shell import Context, Shell
+from flows import Decide, Decision
 from storage.records import Screening
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,11 @@ async def decide(
 ) -> None:
     """Record an investigator's decision and tell the coordinator."""
     lang, staff = shell.lang(update, context), shell.staff(context)
-    outcome = await shell.db(
-        shell.service.decide,
-        screening,
-        criterion_id,
-        approve,
-        reason,
-        actor=staff.telegram_id,
-        update_id=update.update_id,
+    event = Decide(Decision(criterion_id, approve, reason))
+    planned = shell.service.plan(
+        screening, event, actor=staff.telegram_id, reason=reason, staff=staff
     )
+    outcome = await shell.record(planned, update.update_id)
     if not isinstance(outcome, Recorded):
         await after(shell, update, context, outcome, screening=screening)
         return

@@ -20,6 +20,7 @@ from flows import (
     Invalid,
     Parsed,
     Protocol,
+    ScreeningState,
     Step,
     Unknown,
     current_question,
@@ -89,6 +90,23 @@ class Conflict:
     """Someone else changed the screening first; here it is as it stands now."""
 
     screening: Screening
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A step the engine has worked out, to be stored by :meth:`ScreeningService.store`.
+
+    Working it out reads no database; storing it is one transaction. The bot does the first on
+    its event loop and only the second in a database thread.
+    """
+
+    screening: Screening
+    event: Event
+    result: Step
+    actor: int
+    raw_text: str | None = None
+    reason: str | None = None
+    echo: Message | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,22 +206,31 @@ class ScreeningService:
         actor: int,
         update_id: int | None = None,
         site: str | None = None,
+        state: ScreeningState | None = None,
     ) -> Screening | Message | AlreadyProcessed:
-        """Start a screening, or say why not (nothing at all for a redelivered update)."""
+        """Start a screening, or say why not (nothing at all for a redelivered update).
+
+        ``state`` is the new screening's first state, when worked out already (``start``).
+        """
         code = code.strip()
         problem = self.check_code(code)
         if problem is not None:
             return problem
         try:
             return self.repo.create_screening(
-                code, protocol, start(protocol), actor=actor, update_id=update_id, site=site
+                code,
+                protocol,
+                state or start(protocol),
+                actor=actor,
+                update_id=update_id,
+                site=site,
             )
         except CodeTaken:
             return msg("code_taken", code=code)
         except DuplicateUpdate:
             return AlreadyProcessed()
 
-    def apply(
+    def plan(
         self,
         screening: Screening,
         event: Event,
@@ -211,43 +238,57 @@ class ScreeningService:
         actor: int,
         raw_text: str | None = None,
         reason: str | None = None,
-        update_id: int | None = None,
         echo: Message | None = None,
-    ) -> Outcome:
-        """Step the dialog and store the result in one transaction."""
-        refusal = self._refusal(screening, event, actor)
+        staff: Staff | None = None,
+    ) -> Planned | Refused:
+        """Work out an event's step, or why it is refused; nothing is stored.
+
+        ``staff`` is the actor when known already (the bot reads it with every update).
+        """
+        refusal = self._refusal(screening, event, actor, staff)
         if refusal is not None:
             return Refused(refusal, screening)
-        protocol = self.protocol_for(screening)
-        result = step(protocol, screening.state, event)
+        result = step(self.protocol_for(screening), screening.state, event)
         if result.rejected is not None:
             return Refused(result.rejected, screening)
+        return Planned(screening, event, result, actor, raw_text, reason, echo)
+
+    def store(self, planned: Planned, *, update_id: int | None = None) -> Outcome:
+        """Store a planned step in one transaction, or say why it was not."""
         try:
             stored = self.repo.record_step(
-                screening,
-                event,
-                result,
-                actor=actor,
-                raw_text=raw_text,
-                reason=reason,
+                planned.screening,
+                planned.event,
+                planned.result,
+                actor=planned.actor,
+                raw_text=planned.raw_text,
+                reason=planned.reason,
                 update_id=update_id,
             )
         except DuplicateUpdate:
             return AlreadyProcessed()
         except StaleWrite:
-            current = self.repo.get_screening(screening.id)
+            current = self.repo.get_screening(planned.screening.id)
             assert current is not None
             return Conflict(current)
-        return Recorded(stored, result, echo)
+        return Recorded(stored, planned.result, planned.echo)
 
-    def _refusal(self, screening: Screening, event: Event | None, actor: int) -> Message | None:
+    def finish(self, prepared: Outcome | Planned, *, update_id: int | None = None) -> Outcome:
+        """Store what was planned; anything else (a hint, a refusal) is the outcome as it is."""
+        return (
+            self.store(prepared, update_id=update_id) if isinstance(prepared, Planned) else prepared
+        )
+
+    def _refusal(
+        self, screening: Screening, event: Event | None, actor: int, staff: Staff | None = None
+    ) -> Message | None:
         """Why ``actor`` may not apply ``event`` (``None``: closing) to ``screening``, if so.
 
         Checked here, not only by which buttons a screen shows, so that every entry point
         (bot, console, command line) obeys the same rules.
         """
         if isinstance(event, Decide):
-            staff = self.repo.get_staff(actor)
+            staff = staff if staff is not None else self.repo.get_staff(actor)
             if staff is None or not can_decide(staff, screening):
                 return msg("decide_role")
             return None
@@ -266,6 +307,19 @@ class ScreeningService:
         update_id: int | None = None,
     ) -> Outcome:
         """Answer the current question with typed text."""
+        prepared = self.plan_text(screening, text, actor=actor, confirmed=confirmed, reason=reason)
+        return self.finish(prepared, update_id=update_id)
+
+    def plan_text(
+        self,
+        screening: Screening,
+        text: str,
+        *,
+        actor: int,
+        confirmed: bool = False,
+        reason: str | None = None,
+    ) -> Outcome | Planned:
+        """:meth:`answer_text` up to storing: the step, or what to ask first."""
         protocol = self.protocol_for(screening)
         question = current_question(protocol, screening.state)
         if question is None:
@@ -278,14 +332,9 @@ class ScreeningService:
         previous = needs_reason(screening, question.id, parsed.value)
         if previous is not None and not reason:
             return NeedsReason(question.id, previous, parsed.value, parsed.echo)
-        return self.apply(
-            screening,
-            Answer(question.id, parsed.value),
-            actor=actor,
-            raw_text=text,
-            reason=reason,
-            update_id=update_id,
-            echo=parsed.echo,
+        answer = Answer(question.id, parsed.value)
+        return self.plan(
+            screening, answer, actor=actor, raw_text=text, reason=reason, echo=parsed.echo
         )
 
     def answer_prefilled(
@@ -333,29 +382,41 @@ class ScreeningService:
         update_id: int | None = None,
     ) -> Outcome:
         """Answer with a value chosen from buttons (yes/no, an option, unknown)."""
+        prepared = self.plan_value(
+            screening, question_id, value, raw_text, actor=actor, reason=reason
+        )
+        return self.finish(prepared, update_id=update_id)
+
+    def plan_value(
+        self,
+        screening: Screening,
+        question_id: str,
+        value: AnswerValue,
+        raw_text: str,
+        *,
+        actor: int,
+        reason: str | None = None,
+    ) -> Outcome | Planned:
+        """:meth:`answer_value` up to storing."""
         previous = needs_reason(screening, question_id, value)
         if previous is not None and not reason:
             return NeedsReason(question_id, previous, value)
-        return self.apply(
-            screening,
-            Answer(question_id, value),
-            actor=actor,
-            raw_text=raw_text,
-            reason=reason,
-            update_id=update_id,
-        )
+        answer = Answer(question_id, value)
+        return self.plan(screening, answer, actor=actor, raw_text=raw_text, reason=reason)
 
     def go_back(
         self, screening: Screening, question_id: str, *, actor: int, update_id: int | None = None
     ) -> Outcome:
         """Return to an earlier question to change its answer."""
-        return self.apply(screening, GoBack(question_id), actor=actor, update_id=update_id)
+        prepared = self.plan(screening, GoBack(question_id), actor=actor)
+        return self.finish(prepared, update_id=update_id)
 
     def complete_pending(
         self, screening: Screening, *, actor: int, update_id: int | None = None
     ) -> Outcome:
         """Ask again the questions answered "unknown"."""
-        return self.apply(screening, CompletePending(), actor=actor, update_id=update_id)
+        prepared = self.plan(screening, CompletePending(), actor=actor)
+        return self.finish(prepared, update_id=update_id)
 
     def decide(
         self,
@@ -368,13 +429,9 @@ class ScreeningService:
         update_id: int | None = None,
     ) -> Outcome:
         """Record an investigator's decision on an overridable criterion."""
-        return self.apply(
-            screening,
-            Decide(Decision(criterion_id, approve, reason)),
-            actor=actor,
-            reason=reason,
-            update_id=update_id,
-        )
+        event = Decide(Decision(criterion_id, approve, reason))
+        prepared = self.plan(screening, event, actor=actor, reason=reason)
+        return self.finish(prepared, update_id=update_id)
 
     def close(
         self,

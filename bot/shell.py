@@ -25,7 +25,7 @@ from bot.i18n import t
 from bot.keyboards import Keyboard
 from bot.outgoing import send_text
 from bot.screens import checklist_offer, checklist_screen, expected_marks, screen
-from bot.service import ScreeningService, can_work_on
+from bot.service import Outcome, Planned, ScreeningService, can_work_on
 from bot.settings import Settings
 from flows.checklist import checklist
 from flows.dialog import NEEDS_REVIEW
@@ -194,6 +194,15 @@ class Shell:
         return checklist_offer(
             protocol, screening, marks, screen(self.service, screening, lang), lang
         )
+
+    async def record(self, prepared: Outcome | Planned, update_id: int | None) -> Outcome:
+        """Store a step the engine planned on the event loop, in a database thread.
+
+        Anything else (a hint, a refusal, a question to confirm) is the outcome as it is.
+        """
+        if isinstance(prepared, Planned):
+            return await self.db(self.service.store, prepared, update_id=update_id)
+        return prepared
 
     def close(self) -> None:
         """Let the database threads finish their calls and end."""

@@ -59,13 +59,8 @@ async def on_text(shell: Shell, update: Update, context: Context) -> None:
     if batch is not None:
         await _offer_batch(shell, update, context, screening, protocol, batch)
         return
-    outcome = await shell.db(
-        shell.service.answer_text,
-        screening,
-        text,
-        actor=staff.telegram_id,
-        update_id=update.update_id,
-    )
+    planned = shell.service.plan_text(screening, text, actor=staff.telegram_id)
+    outcome = await shell.record(planned, update.update_id)
     await after(shell, update, context, outcome, screening=screening, raw=text)
 
 

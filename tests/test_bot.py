@@ -415,7 +415,7 @@ async def test_errors_are_apologised_with_a_reference(
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(world.service, "answer_value", broken)
+    monkeypatch.setattr(world.service, "store", broken)
     reply = await alice.press("Yes")
     assert reply[0].startswith("Sorry, something went wrong (reference ")
     assert [type(e) for e in world.errors] == [RuntimeError]

@@ -7,9 +7,12 @@ import asyncio
 import threading
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 from telegram import Update
 
+import bot.service as service_module
+import flows
 from bot.settings import Settings
 from flows import Protocol
 from storage.db import upgrade
@@ -97,13 +100,21 @@ async def _busy_elsewhere(held: BotWorld) -> tuple[asyncio.Event, asyncio.Task[N
 
 
 async def test_a_screening_with_a_correction_is_recorded_from_worker_threads(
-    world: BotWorld, seed: Protocol
+    world: BotWorld, seed: Protocol, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Other tests' bots may still have threads of their own until they are collected: only
     # the threads this bot started are checked.
     before = set(threading.enumerate())
     held = await start_world(world.engine, seed, database_threads=2)
     names = _record_threads(held)
+    engine_threads: list[str] = []
+    real_step = flows.step
+
+    def watched_step(*args: Any, **kwargs: Any) -> Any:
+        engine_threads.append(threading.current_thread().name)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "step", watched_step)
     done, busy = await _busy_elsewhere(held)  # so that the calls are handed over
     alice = held.chat(ALICE)
     await up_to_labs(alice, "THR-001")
@@ -121,6 +132,8 @@ async def test_a_screening_with_a_correction_is_recorded_from_worker_threads(
     ]
     assert s.row_version == len(held.repo.audit_events("THR-001"))
     assert names and all(name.startswith("prescreen-db") for name in names), names
+    # The engine works on the event loop; the threads only store.
+    assert engine_threads and not any(n.startswith("prescreen-db") for n in engine_threads)
     ours = {t for t in threading.enumerate() if t.name.startswith("prescreen-db")} - before
     assert ours
     done.set()
