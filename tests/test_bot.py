@@ -123,15 +123,21 @@ async def test_exclusion_by_age_and_by_lab(world: BotWorld) -> None:
     assert "Creatinine: 221.05 µmol/L (2.083× ULN); required ≤ 2× ULN" in reply[0]
 
 
-async def test_review_by_investigator(world: BotWorld) -> None:
-    alice, chen = world.chat(ALICE), world.chat(CHEN, "Chen")
-    await up_to_labs(alice, "S-105")
+async def to_review(alice: Chat, code: str) -> None:
+    """A woman not of childbearing potential whose haemoglobin is low: criterion 8.2 is left
+    to the investigator."""
+    await up_to_labs(alice, code)
     await alice.send("Cr 0.8x ULN, LVEF 60, SpO2 97, Bili 0.5x ULN, ALT 0.5x ULN, AST 0.5x ULN")
     await alice.press("✔ Record")
     await alice.press("Yes")
     await alice.send("Hb 7 g/dL, ANC 1.5, PLT 150")
     await alice.press("✔ Record")
     await alice.press("No")  # not of childbearing potential
+
+
+async def test_review_by_investigator(world: BotWorld) -> None:
+    alice, chen = world.chat(ALICE), world.chat(CHEN, "Chen")
+    await to_review(alice, "S-105")
     assert "Needs the investigator's decision on criterion 8.2." in alice.last_text()
     assert "Hemoglobin: 70 g/L; required ≥ 80 g/L" in alice.last_text()
     notice = chen.last_text()
@@ -292,6 +298,12 @@ async def restarted(world: BotWorld, seed: Protocol) -> BotWorld:
     return await start_world(world.engine, seed)
 
 
+def ages(world: BotWorld, code: str) -> list[tuple[str | None, str, str | None]]:
+    """The age answers of a screening: what was typed, whether it stands, why it changed."""
+    found = [a for a in world.repo.answers(screening(world, code).id) if a.question_id == "age"]
+    return [(a.raw_text, a.status, a.change_reason) for a in found]
+
+
 async def test_a_restart_keeps_a_value_waiting_for_confirmation(
     world: BotWorld, seed: Protocol
 ) -> None:
@@ -310,10 +322,7 @@ async def test_a_restart_keeps_a_value_waiting_for_confirmation(
         alice2 = again.chat(ALICE)
         reply = await alice2.press("✔ Record", message=spent)
         assert "Age: 98 years" in reply[0] and "criterion 3 is not met" in reply[0]
-        age = [
-            a for a in again.repo.answers(screening(again, "S-114").id) if a.question_id == "age"
-        ]
-        assert [(a.raw_text, a.status) for a in age] == [("98", "active")]
+        assert ages(again, "S-114") == [("98", "active", None)]
         assert again.errors == []
     finally:
         await again.app.shutdown()
@@ -333,10 +342,7 @@ async def test_a_restart_keeps_a_correction_waiting_for_its_reason(
     try:
         alice2 = again.chat(ALICE)
         await alice2.send("date of birth misread")
-        ages = [
-            a for a in again.repo.answers(screening(again, "S-115").id) if a.question_id == "age"
-        ]
-        assert [(a.raw_text, a.status, a.change_reason) for a in ages] == [
+        assert ages(again, "S-115") == [
             ("45", "superseded", "date of birth misread"),
             ("46", "active", None),
         ]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from flows import Protocol
 from tests.bot_fixtures import ALICE, CHEN, BotWorld, start_world
 from tests.telegram_fake import Chat
-from tests.test_bot import up_to_labs
+from tests.test_bot import to_review, up_to_labs
 
 WITH_LVEF_UNKNOWN = (
     "Cr 0.8x ULN, LVEF unknown, SpO2 97, Bili 0.5x ULN, ALT 0.5x ULN, "
@@ -89,13 +89,7 @@ async def test_a_reminder_survives_a_restart_and_fires_once(
 
 async def test_the_investigator_decides_from_the_notification(world: BotWorld) -> None:
     alice, chen = world.chat(ALICE), world.chat(CHEN, "Chen")
-    await up_to_labs(alice, "W-104")
-    await alice.send("Cr 0.8x ULN, LVEF 60, SpO2 97, Bili 0.5x ULN, ALT 0.5x ULN, AST 0.5x ULN")
-    await alice.press("✔ Record")
-    await alice.press("Yes")
-    await alice.send("Hb 7 g/dL, ANC 1.5, PLT 150")
-    await alice.press("✔ Record")
-    await alice.press("No")
+    await to_review(alice, "W-104")
     notice = chen.last_text()
     assert "Screening W-104 needs your decision." in notice
     assert "Hemoglobin: 70 g/L; required ≥ 80 g/L" in notice
