@@ -58,7 +58,7 @@ def test_sigkill_at_random_points_loses_no_acknowledged_answer(
             bot.kill()
             kills += 1
             bot.start()
-        if server.wait_for_message(user, seen, timeout=15):
+        if server.wait_for_message(user, seen, timeout=6):
             # The confirmation ("✔ …") opens the bot's first reply to a recorded answer.
             return any(m["text"].startswith("✔") for m in server.messages(user)[seen:])
         bot.ensure_running()
