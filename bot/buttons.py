@@ -168,23 +168,32 @@ async def act(
             data.arg == "one" and isinstance(phase, Confirming) and _about(phase.held, screening)
         ):
             await answer_held(shell, update, context, screening, phase.held, None)
-        case Action.CHECKLIST if isinstance(phase, ChecklistHeld) and phase.about(screening):
-            await shell.keep(context, conversation.but(phase=phase.but(editing=True)))
-            await shell.show(update, context, screening)
+        case Action.CHECKLIST | Action.CHECKED if (
+            marks := shell.checklist_marks(context, screening)
+        ) is not None:
+            if data.action is Action.CHECKLIST:  # the items one by one, to change them
+                held = ChecklistHeld(
+                    screening_id=screening.id,
+                    revision=screening.row_version,
+                    marks=marks,
+                    editing=True,
+                )
+                await shell.keep(context, conversation.but(phase=held))
+                await shell.show(update, context, screening)
+                return
+            items = {}
+            for qid, mark in marks.items():
+                value = mark_value(mark)
+                shown = answer_text(protocol, qid, value, lang)
+                raw = f"{CHECKLIST_MARK} {answer_text(protocol, qid, value, 'en')}"
+                items[qid] = Typed(raw=raw, value=value, echo=shown)
+            await record_ahead(shell, update, context, screening, items)
         case Action.CHECK if isinstance(phase, ChecklistHeld) and phase.about(screening):
             qid = protocol.questions[data.index()].id
             if qid in phase.marks:
                 marks = {**phase.marks, qid: NEXT_MARK[phase.marks[qid]]}
                 await shell.keep(context, conversation.but(phase=phase.but(marks=marks)))
             await shell.show(update, context, screening)
-        case Action.CHECKED if isinstance(phase, ChecklistHeld) and phase.about(screening):
-            items = {}
-            for qid, mark in phase.marks.items():
-                value = mark_value(mark)
-                shown = answer_text(protocol, qid, value, lang)
-                raw = f"{CHECKLIST_MARK} {answer_text(protocol, qid, value, 'en')}"
-                items[qid] = Typed(raw=raw, value=value, echo=shown)
-            await record_ahead(shell, update, context, screening, items)
         case Action.REMIND:
             due = shell.clock() + timedelta(days=int(data.arg))
             await shell.db(shell.repo.add_notice, screening.id, actor, "reminder", due, sent=False)

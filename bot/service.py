@@ -24,11 +24,12 @@ from flows import (
     Step,
     Unknown,
     current_question,
+    machine,
     start,
     step,
 )
 from flows.batch import read_answer
-from flows.dialog import ELIGIBLE, EXCLUDED, Event
+from flows.dialog import Event
 from flows.messages import Message, msg
 from storage.records import (
     CloseKind,
@@ -170,6 +171,16 @@ def needs_reason(screening: Screening, question_id: str, value: AnswerValue) -> 
 
 
 _HAS_DIGIT = re.compile(r"\d")
+
+_REFUSED: dict[CloseKind, str] = {
+    # Pending results and outstanding decisions are not eligibility: signing them would put
+    # "I confirm…" under a screening that can never be completed.
+    "signed": "cannot_sign",
+    "exclusion_confirmed": "not_excluded",
+    "not_completed": "completed_already",
+    "cancelled": "reason_needed",
+}
+"""Why a screening cannot be closed this way from where it stands."""
 
 SIGN_MEANING = "I confirm these answers reflect the source documents."
 """What signing a screening means; recorded with the signature."""
@@ -327,11 +338,15 @@ class ScreeningService:
         parsed = read_answer(protocol, question, text)
         if isinstance(parsed, Invalid):
             return Reask(parsed.hint)
-        if parsed.confirm is not None and not confirmed:
-            return ConfirmFirst(question.id, parsed)
         previous = needs_reason(screening, question.id, parsed.value)
-        if previous is not None and not reason:
-            return NeedsReason(question.id, previous, parsed.value, parsed.echo)
+        match self._given(
+            screening, parsed.confirm is not None and not confirmed, previous, reason
+        ):
+            case machine.CONFIRMING:
+                return ConfirmFirst(question.id, parsed)
+            case machine.AWAITING_REASON:
+                assert previous is not None
+                return NeedsReason(question.id, previous, parsed.value, parsed.echo)
         answer = Answer(question.id, parsed.value)
         return self.plan(
             screening, answer, actor=actor, raw_text=text, reason=reason, echo=parsed.echo
@@ -399,10 +414,33 @@ class ScreeningService:
     ) -> Outcome | Planned:
         """:meth:`answer_value` up to storing."""
         previous = needs_reason(screening, question_id, value)
-        if previous is not None and not reason:
+        if self._given(screening, False, previous, reason) == machine.AWAITING_REASON:
+            assert previous is not None
             return NeedsReason(question_id, previous, value)
         answer = Answer(question_id, value)
         return self.plan(screening, answer, actor=actor, raw_text=raw_text, reason=reason)
+
+    def _given(
+        self,
+        screening: Screening,
+        unusual: bool,
+        previous: AnswerValue | None,
+        reason: str | None,
+    ) -> str | None:
+        """Where the machine holds an answer just given, if it does.
+
+        ``confirming`` (unusual), ``awaiting_reason`` (a change), or ``None``: recorded at once.
+        """
+        protocol = self.protocol_for(screening)
+        state = screening.state
+        model = machine.Screening(
+            protocol,
+            state.answers,
+            state.decisions,
+            unusual=unusual,
+            unexplained=previous is not None and not reason,
+        )
+        return machine.run(protocol, model, state.at, "give")
 
     def go_back(
         self, screening: Screening, question_id: str, *, actor: int, update_id: int | None = None
@@ -454,16 +492,12 @@ class ScreeningService:
             return Refused(refusal, screening)
         if not screening.unfinished:
             return Refused(msg("already_closed", code=screening.code), screening)
-        if kind == "signed" and state.at != ELIGIBLE:
-            # Pending results and outstanding decisions are not eligibility: signing them
-            # would put "I confirm…" under a screening that can never be completed.
-            return Refused(msg("cannot_sign"), screening)
-        if kind == "exclusion_confirmed" and state.at != EXCLUDED:
-            return Refused(msg("not_excluded"), screening)
-        if kind == "not_completed" and state.at in (ELIGIBLE, EXCLUDED):
-            return Refused(msg("completed_already"), screening)
-        if kind in ("cancelled", "not_completed") and not (reason or "").strip():
-            return Refused(msg("reason_needed"), screening)
+        # The machine knows from where each way of closing leads to "closed".
+        protocol = self.protocol_for(screening)
+        model = machine.Screening(protocol, state.answers, state.decisions, reason=reason)
+        if machine.run(protocol, model, state.at, machine.CLOSING[kind]) is None:
+            needs_reason = kind in ("cancelled", "not_completed") and not model.has_reason()
+            return Refused(msg("reason_needed" if needs_reason else _REFUSED[kind]), screening)
         try:
             return self.repo.close(screening, kind, actor=actor, reason=reason, update_id=update_id)
         except DuplicateUpdate:

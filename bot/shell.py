@@ -20,7 +20,7 @@ from telegram import Update
 from telegram.constants import MessageLimit
 from telegram.ext import ContextTypes
 
-from bot.conversation import ChecklistHeld, Conversation
+from bot.conversation import ChecklistHeld, Conversation, Mark
 from bot.i18n import t
 from bot.keyboards import Keyboard
 from bot.outgoing import send_text
@@ -173,27 +173,34 @@ class Shell:
             notified = await self.notified(screening, lang)
             return (f"{text}\n{notified}" if notified else text), markup
         protocol = self.service.protocol_for(screening)
-        items = checklist(protocol, screening.state)
-        conversation = self.conversation(context)
-        ahead = conversation.prefill.items if conversation.prefill else {}
-        if not items or items[0].id in ahead:
+        marks = self.checklist_marks(context, screening)
+        if marks is None:
             return screen(self.service, screening, lang)
-        phase = conversation.phase
-        held = isinstance(phase, ChecklistHeld) and phase.about(screening)
-        marks = expected_marks(protocol, [q.id for q in items])
-        editing = False
-        if isinstance(phase, ChecklistHeld) and held:
-            marks.update({qid: mark for qid, mark in phase.marks.items() if qid in marks})
-            editing = phase.editing
-        shown = ChecklistHeld(
-            screening_id=screening.id, revision=screening.row_version, marks=marks, editing=editing
-        )
-        await self.keep(context, conversation.but(phase=shown))
-        if editing:
+        phase = self.conversation(context).phase
+        if isinstance(phase, ChecklistHeld) and phase.about(screening) and phase.editing:
             return checklist_screen(protocol, screening, marks, lang)
         return checklist_offer(
             protocol, screening, marks, screen(self.service, screening, lang), lang
         )
+
+    def checklist_marks(self, context: Context, screening: Screening) -> dict[str, Mark] | None:
+        """The answers of the checklist the current question opens, if it opens one.
+
+        Each item has its expected answer unless the coordinator changed it (the chat then
+        holds the changed ones). ``None`` when there is no checklist to show: the question is
+        in no group, is answered, or the checklist was answered already.
+        """
+        protocol = self.service.protocol_for(screening)
+        items = checklist(protocol, screening.state)
+        conversation = self.conversation(context)
+        ahead = conversation.prefill.items if conversation.prefill else {}
+        if not items or items[0].id in ahead:
+            return None
+        marks = expected_marks(protocol, [q.id for q in items])
+        phase = conversation.phase
+        if isinstance(phase, ChecklistHeld) and phase.about(screening):
+            marks.update({qid: mark for qid, mark in phase.marks.items() if qid in marks})
+        return marks
 
     async def record(self, prepared: Outcome | Planned, update_id: int | None) -> Outcome:
         """Store a step the engine planned on the event loop, in a database thread.

@@ -40,6 +40,17 @@ PENDING: Final = "pending"
 ELIGIBLE: Final = "eligible"
 TERMINALS: Final = (EXCLUDED, NEEDS_REVIEW, PENDING, ELIGIBLE)
 CORRECTING: Final = "correcting"
+CONFIRMING: Final = "confirming"
+AWAITING_REASON: Final = "awaiting_reason"
+CLOSED: Final = "closed"
+
+# The ways of closing a screening, the trigger of each and where it may start.
+CLOSING: Final = {
+    "signed": "sign",
+    "exclusion_confirmed": "confirm_exclusion",
+    "cancelled": "cancel",
+    "not_completed": "close_incomplete",
+}
 
 # The outcome after the last question, and the condition that chooses it.
 _OUTCOMES: Final = (
@@ -63,6 +74,9 @@ class Screening:
         answered_now: The question answered by this step, settled even if "unknown".
         target: The question a correction reopens.
         reviewing: The criterion an investigator decides on.
+        unusual: The answer given is possible but unusual, and not confirmed yet.
+        unexplained: The answer given replaces a known, different one, without a reason yet.
+        reason: The reason given for closing, if any.
     """
 
     state: str
@@ -77,6 +91,9 @@ class Screening:
         answered_now: str | None = None,
         target: str | None = None,
         reviewing: str | None = None,
+        unusual: bool = False,
+        unexplained: bool = False,
+        reason: str | None = None,
     ) -> None:
         self.protocol = protocol
         self.answers = answers
@@ -85,6 +102,9 @@ class Screening:
         self.answered_now = answered_now
         self.target = target
         self.reviewing = reviewing
+        self.unusual = unusual
+        self.unexplained = unexplained
+        self.reason = reason
 
     # --- the verdicts the conditions read -----------------------------------------------------
 
@@ -141,6 +161,18 @@ class Screening:
         verdict = assess(self.protocol, self.answers, before, complete=True)
         return any(cv.criterion_id == self.reviewing for cv in verdict.awaiting_review)
 
+    def unconfirmed(self) -> bool:
+        """The answer is unusual: the coordinator confirms it before it is recorded."""
+        return self.unusual
+
+    def needs_reason(self) -> bool:
+        """The answer changes a known one: good clinical practice asks why, first."""
+        return self.unexplained
+
+    def has_reason(self) -> bool:
+        """A reason is given (cancelling, or closing as not completed, needs one)."""
+        return bool((self.reason or "").strip())
+
     def __getattr__(self, name: str) -> Callable[[], bool]:
         # The per-question conditions: ``asks_<id>`` (skip logic) and ``reopens_<id>``.
         kind, _, qid = name.partition("_")
@@ -153,8 +185,13 @@ class Screening:
 
 
 def states(protocol: Protocol) -> list[str]:
-    """The machine's states: the questions in order, the outcomes, ``correcting``."""
-    return [*(q.id for q in protocol.questions), *TERMINALS, CORRECTING]
+    """The machine's states: the questions in order, the outcomes, ``closed``, and moments.
+
+    The moments of the conversation: ``confirming`` an unusual value, ``awaiting_reason`` for a
+    change, ``correcting`` (choosing the answer to change).
+    """
+    ids = [q.id for q in protocol.questions]
+    return [*ids, *TERMINALS, CLOSED, CONFIRMING, AWAITING_REASON, CORRECTING]
 
 
 def define(machine: Machine, protocol: Protocol) -> None:
@@ -198,6 +235,16 @@ def define(machine: Machine, protocol: Protocol) -> None:
     )
     for dest, outcome in ((EXCLUDED, "excludes"), *_OUTCOMES):
         machine.add_transition("decide", NEEDS_REVIEW, dest, conditions=["reviewable", outcome])
+    # An answer given waits here, before it is recorded, while it is unusual or unexplained.
+    questions: list[Any] = ids
+    machine.add_transition("give", questions, CONFIRMING, conditions="unconfirmed")
+    machine.add_transition("give", questions, AWAITING_REASON, conditions="needs_reason")
+    machine.add_transition(CLOSING["signed"], ELIGIBLE, CLOSED)
+    machine.add_transition(CLOSING["exclusion_confirmed"], EXCLUDED, CLOSED)
+    everywhere: list[Any] = [*ids, *TERMINALS]
+    machine.add_transition(CLOSING["cancelled"], everywhere, CLOSED, conditions="has_reason")
+    unfinished: list[Any] = [*ids, PENDING, NEEDS_REVIEW]
+    machine.add_transition(CLOSING["not_completed"], unfinished, CLOSED, conditions="has_reason")
 
 
 def _machine(protocol: Protocol) -> Machine:
@@ -240,6 +287,10 @@ def run(protocol: Protocol, model: Screening, at: str, trigger: str) -> str | No
 
 
 __all__ = [
+    "AWAITING_REASON",
+    "CLOSED",
+    "CLOSING",
+    "CONFIRMING",
     "CORRECTING",
     "ELIGIBLE",
     "EXCLUDED",

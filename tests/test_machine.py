@@ -98,6 +98,16 @@ def test_the_rules_are_on_the_transitions(seed: Protocol) -> None:
     assert (CORRECTING, "age", "reopen [reopens_age]") in edges
     assert ("pending", seed.questions[0].id, "results_arrived [results_awaited]") in edges
     assert ("needs_review", "eligible", "decide [reviewable & all_met]") in edges
+    # An answer given waits while it is unusual or changes a known one.
+    assert ("age", "confirming", "give [unconfirmed]") in edges
+    assert ("age", "awaiting_reason", "give [needs_reason]") in edges
+    # Closing: signing only from eligible, the exclusion confirmed only from excluded.
+    assert {(s, label) for s, d, label in edges if d == "closed" and label == "sign"} == {
+        ("eligible", "sign")
+    }
+    assert ("excluded", "closed", "confirm_exclusion") in edges
+    assert ("age", "closed", "close_incomplete [has_reason]") in edges
+    assert ("eligible", "closed", "close_incomplete [has_reason]") not in edges
     # "next" never goes back: answering moves forward only.
     order = {qid: i for i, qid in enumerate(states(seed))}
     assert all(order[d] > order[s] for s, d, label in edges if label.startswith("next"))
