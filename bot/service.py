@@ -7,8 +7,19 @@ Invalid input, outdated actions and conflicts are returned as values, never rais
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from bot.access import can_access, can_decide, can_work_on, withdraw_access
+from bot.results import (
+    AlreadyProcessed,
+    ConfirmFirst,
+    Conflict,
+    NeedsReason,
+    Outcome,
+    Planned,
+    Reask,
+    Recorded,
+    Refused,
+)
 from flows import (
     Answer,
     AnswerValue,
@@ -18,10 +29,8 @@ from flows import (
     Decision,
     GoBack,
     Invalid,
-    Parsed,
     Protocol,
     ScreeningState,
-    Step,
     Unknown,
     current_question,
     machine,
@@ -35,127 +44,11 @@ from storage.records import (
     CloseKind,
     CodeTaken,
     DuplicateUpdate,
-    Role,
     Screening,
     Staff,
     StaleWrite,
 )
 from storage.repository import Repository
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """The event was stored; ``echo`` is the normalised answer to show back."""
-
-    screening: Screening
-    result: Step
-    echo: Message | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reask:
-    """The text could not be used: ask again with this hint."""
-
-    hint: Message
-
-
-@dataclass(frozen=True, slots=True)
-class ConfirmFirst:
-    """The value is possible but unusual: confirm before it is recorded."""
-
-    question_id: str
-    parsed: Parsed
-
-
-@dataclass(frozen=True, slots=True)
-class NeedsReason:
-    """The answer changes an earlier known answer: a reason for change is required first."""
-
-    question_id: str
-    previous: AnswerValue
-    value: AnswerValue
-    echo: Message | None = None
-    """The new value as read from typed text, normalised, to show back once recorded."""
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """The dialog did not accept the event (an outdated question, nothing pending…)."""
-
-    message: Message
-    screening: Screening
-
-
-@dataclass(frozen=True, slots=True)
-class Conflict:
-    """Someone else changed the screening first; here it is as it stands now."""
-
-    screening: Screening
-
-
-@dataclass(frozen=True, slots=True)
-class Planned:
-    """A step the engine has worked out, to be stored by :meth:`ScreeningService.store`.
-
-    Working it out reads no database; storing it is one transaction. The bot does the first on
-    its event loop and only the second in a database thread.
-    """
-
-    screening: Screening
-    event: Event
-    result: Step
-    actor: int
-    raw_text: str | None = None
-    reason: str | None = None
-    echo: Message | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AlreadyProcessed:
-    """This update was handled before; nothing was recorded again."""
-
-
-Outcome = Recorded | Reask | ConfirmFirst | NeedsReason | Refused | Conflict | AlreadyProcessed
-
-
-def can_access(staff: Staff, screening: Screening) -> bool:
-    """Who may open a screening.
-
-    Admins: all. Others: none of another site's (when both the person and the screening have a
-    site). Within that, investigators: all; coordinators: their own.
-    """
-    if not staff.active:
-        return False
-    if staff.role is Role.ADMIN:
-        return True
-    if staff.site and screening.site and staff.site != screening.site:
-        return False
-    return staff.role is Role.INVESTIGATOR or screening.created_by == staff.telegram_id
-
-
-def can_work_on(staff: Staff, screening: Screening) -> bool:
-    """Who may answer, correct, complete, cancel or close a screening: whoever started it.
-
-    Investigators and admins see other people's screenings (:func:`can_access`) and decide
-    their reviews (:func:`can_decide`), but they do not change another person's answers: the
-    record says who gave each answer, and that person is the one who screens.
-    """
-    return staff.active and screening.created_by == staff.telegram_id
-
-
-def can_decide(staff: Staff, screening: Screening) -> bool:
-    """Who may decide a criterion left to the investigator: investigators and admins."""
-    return staff.role in (Role.INVESTIGATOR, Role.ADMIN) and can_access(staff, screening)
-
-
-def withdraw_access(repo: Repository, telegram_id: int) -> Staff | None:
-    """Deactivate a staff member; the record stays for the audit trail. ``None`` if unknown."""
-    member = repo.get_staff(telegram_id)
-    if member is None:
-        return None
-    return repo.save_staff(
-        Staff(member.telegram_id, member.display_name, member.role, False, member.site)
-    )
 
 
 def needs_reason(screening: Screening, question_id: str, value: AnswerValue) -> AnswerValue | None:
@@ -506,3 +399,23 @@ class ScreeningService:
             current = self.repo.get_screening(screening.id)
             assert current is not None
             return Conflict(current)
+
+
+__all__ = [
+    "SIGN_MEANING",
+    "AlreadyProcessed",
+    "ConfirmFirst",
+    "Conflict",
+    "NeedsReason",
+    "Outcome",
+    "Planned",
+    "Reask",
+    "Recorded",
+    "Refused",
+    "ScreeningService",
+    "can_access",
+    "can_decide",
+    "can_work_on",
+    "needs_reason",
+    "withdraw_access",
+]

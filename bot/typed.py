@@ -28,6 +28,7 @@ from flows import Invalid, Parsed, Protocol
 from flows.batch import parse_batch
 from flows.messages import render
 from flows.parsing import ParseResult
+from flows.schema import LabQuestion, NumberQuestion
 from storage.records import Screening
 
 
@@ -140,6 +141,15 @@ async def _offer_batch(
         f"• {protocol.questions_by_id[q].label.get(lang)}: {typed.echo}" + (" ⚠" if unusual else "")
         for q, typed, unusual in read
     ]
+    given = {q for q, _, _ in read} | set(screening.state.answers)
+    start = protocol.question_index[screening.state.at]
+    still = [
+        q.label.get(lang)
+        for q in protocol.questions[start:]
+        if isinstance(q, LabQuestion | NumberQuestion) and q.id not in given
+    ]
+    if still:
+        items.append(t("batch_missing", lang, labels=", ".join(still)))
     sid, rev = screening.id, screening.row_version
     phase = PanelHeld(screening_id=sid, revision=rev, items=tuple((q, v) for q, v, _ in read))
     await shell.keep(context, shell.conversation(context).but(phase=phase))

@@ -405,6 +405,10 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
         "zh": "识别到：\n{items}\n是否记录这些数值？",
     },
     "batch_invalid": {"en": "Not recorded — {label}: {hint}", "zh": "未记录 — {label}：{hint}"},
+    "batch_missing": {
+        "en": "Still to come (asked in turn): {labels}",
+        "zh": "尚未提供（将逐题询问）：{labels}",
+    },
     "prefilled": {
         "en": "✔ {label}: {echo} (from your earlier message)",
         "zh": "✔ {label}：{echo}（来自您之前的消息）",

@@ -58,7 +58,8 @@ def unavailable_as_storage_error() -> Iterator[None]:
     try:
         yield
     except (OperationalError, InterfaceError) as exc:
-        raise StorageUnavailable(str(getattr(exc, "orig", exc) or exc)) from exc
+        # Drivers explain over several lines; one line reads better in a log and a terminal.
+        raise StorageUnavailable(" ".join(str(getattr(exc, "orig", exc) or exc).split())) from exc
 
 
 class SchemaOutdated(RuntimeError):

@@ -54,7 +54,7 @@ def test_an_unreachable_database_is_one_line(
     code, output = run(*command)
     assert code == 2
     assert "cannot reach the database postgresql+psycopg://nobody:***@127.0.0.1:1/none" in output
-    assert "pw@" not in output
+    assert "pw@" not in output and len(output.strip().splitlines()) == 1
     assert list(env.iterdir()) == []
 
 
@@ -277,6 +277,43 @@ class _Unauthorized(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class _TelegramAnswers(BaseHTTPRequestHandler):
+    """A Bot API server on the loopback that knows the bot (getMe succeeds)."""
+
+    def do_POST(self) -> None:
+        body = (
+            b'{"ok": true, "result": {"id": 1, "is_bot": true, "first_name": "Prescreen", '
+            b'"username": "prescreen_bot"}}'
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_run_with_the_database_unreachable_is_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TelegramAnswers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("PRESCREEN_DATABASE_URL", UNREACHABLE)
+        monkeypatch.setenv("PRESCREEN_BASE_URL", f"http://127.0.0.1:{server.server_port}/bot")
+        code, output = run("run")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 2
+    assert output.startswith("error: cannot reach the database postgresql+psycopg://nobody:***@")
+    assert len(output.strip().splitlines()) == 1 and "pw@" not in output
+    assert list(env.iterdir()) == []
 
 
 def test_a_rejected_token_is_one_line_without_the_token(

@@ -129,3 +129,15 @@ async def test_the_first_lab_question_invites_the_panel(world: BotWorld) -> None
     assert "(cr, ef, sao2, bili, gpt, got, hb, neut, plt)" in text
     await alice.send("0.8x ULN")
     assert "💡" not in alice.last_text()  # LVEF: the invitation is not repeated
+
+
+async def test_a_panel_says_which_values_are_still_to_come(world: BotWorld) -> None:
+    from tests.test_bot import up_to_labs
+
+    alice = world.chat(ALICE)
+    await up_to_labs(alice, "S-904")
+    read = await alice.send("Cr 0.8x ULN, LVEF 60")
+    assert "• Creatinine: 0.8× ULN" in read[0] and "• LVEF: 60 %" in read[0]
+    assert (
+        "Still to come (asked in turn): SpO2, Total bilirubin, ALT, AST, Hemoglobin, ANC, Platelets"
+    ) in read[0]
