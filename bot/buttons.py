@@ -4,39 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 
 from telegram import CallbackQuery, Update
 from telegram import Message as TelegramMessage
 from telegram.error import TelegramError
 
-from bot.callbacks import Action, Callback, decode
-from bot.commands import ask_close_reason, ask_code, back_list
-from bot.conversation import (
-    CHECKLIST_MARK,
-    ChecklistHeld,
-    ChoosingReason,
-    Confirming,
-    DecisionReason,
-    Idle,
-    PanelHeld,
-    Typed,
-    TypingReason,
-)
-from bot.i18n import REASONS, t
-from bot.outcomes import after, answer_held
+from bot.callbacks import Action, decode
+from bot.commands import ask_code
+from bot.i18n import t
 from bot.outgoing import remove_buttons
 from bot.review import show_review
-from bot.screens import NEXT_MARK, fits, mark_value, screen, tapped_value
-from bot.service import SIGN_MEANING, can_access, can_decide, can_work_on
+from bot.screens import fits, screen
+from bot.service import can_access, can_decide, can_work_on
 from bot.shell import Context, Shell
-from bot.typed import record_ahead, record_batch
-from flows import CompletePending, GoBack
-from flows.dialog import previous_question
+from bot.taps import Tap, act
 from flows.messages import msg, render
-from flows.showing import answer_text
 from flows.text import Lang, as_lang
-from storage.records import CloseKind, Screening
 
 log = logging.getLogger(__name__)
 
@@ -117,140 +100,9 @@ async def on_button(shell: Shell, update: Update, context: Context) -> None:
     # recorded), and the next question arrives one round trip after the tap, not three.
     spent = asyncio.gather(acknowledge(query), remove_keyboard(query))
     try:
-        await act(shell, update, context, screening, data)
+        await act(Tap(shell, update, context, screening, data))
     finally:
         await spent
-
-
-async def act(
-    shell: Shell, update: Update, context: Context, screening: Screening, data: Callback
-) -> None:
-    """Do what a checked, current button says."""
-    staff, lang = shell.staff(context), shell.lang(update, context)
-    actor, uid = staff.telegram_id, update.update_id
-    protocol = shell.service.protocol_for(screening)
-    conversation = shell.conversation(context)
-    phase = conversation.phase
-    match data.action:
-        case Action.ANSWER:
-            question = protocol.questions[data.index()]
-            value = tapped_value(question, data.choice)
-            assert value is not None  # checked by fits() before
-            echo = answer_text(protocol, question.id, value, lang)
-            tapped = f"[tap] {echo}"  # nothing was typed: record the label that was tapped
-            planned = shell.service.plan_value(screening, question.id, value, tapped, actor=actor)
-            outcome = await shell.record(planned, uid)
-            prefix = t("saved", lang, echo=echo)
-            await after(
-                shell, update, context, outcome, screening=screening, raw=tapped, echo_prefix=prefix
-            )
-        case Action.PREVIOUS | Action.GO_TO:
-            target = (
-                previous_question(protocol, screening.state)
-                if data.action is Action.PREVIOUS
-                else protocol.questions[data.index()].id
-            )
-            if target is None:
-                await shell.show(update, context, screening)
-                return
-            outcome = await shell.record(
-                shell.service.plan(screening, GoBack(target), actor=actor), uid
-            )
-            await after(shell, update, context, outcome, screening=screening)
-        case Action.CORRECT:
-            await back_list(shell, update, context, screening)
-        case Action.RECORD if data.arg == "batch" and isinstance(phase, PanelHeld):
-            if phase.about(screening):
-                await record_batch(shell, update, context, screening, phase)
-            else:
-                await shell.show(update, context, screening)
-        case Action.RECORD if (
-            data.arg == "one" and isinstance(phase, Confirming) and _about(phase.held, screening)
-        ):
-            await answer_held(shell, update, context, screening, phase.held, None)
-        case Action.CHECKLIST | Action.CHECKED if (
-            marks := shell.checklist_marks(context, screening)
-        ) is not None:
-            if data.action is Action.CHECKLIST:  # the items one by one, to change them
-                held = ChecklistHeld(
-                    screening_id=screening.id,
-                    revision=screening.row_version,
-                    marks=marks,
-                    editing=True,
-                )
-                await shell.keep(context, conversation.but(phase=held))
-                await shell.show(update, context, screening)
-                return
-            items = {}
-            for qid, mark in marks.items():
-                value = mark_value(mark)
-                shown = answer_text(protocol, qid, value, lang)
-                raw = f"{CHECKLIST_MARK} {answer_text(protocol, qid, value, 'en')}"
-                items[qid] = Typed(raw=raw, value=value, echo=shown)
-            await record_ahead(shell, update, context, screening, items)
-        case Action.CHECK if isinstance(phase, ChecklistHeld) and phase.about(screening):
-            qid = protocol.questions[data.index()].id
-            if qid in phase.marks:
-                marks = {**phase.marks, qid: NEXT_MARK[phase.marks[qid]]}
-                await shell.keep(context, conversation.but(phase=phase.but(marks=marks)))
-            await shell.show(update, context, screening)
-        case Action.REMIND:
-            due = shell.clock() + timedelta(days=int(data.arg))
-            await shell.db(shell.repo.add_notice, screening.id, actor, "reminder", due, sent=False)
-            date = f"{due:%Y-%m-%d %H:%M}"
-            await shell.send(
-                update, context, t("reminder_set", lang, code=screening.code, date=date)
-            )
-        case Action.RETYPE:
-            await shell.keep(context, conversation.but(phase=Idle()))
-            await shell.show(update, context, screening)
-        case Action.REASON if isinstance(phase, ChoosingReason) and _about(phase.held, screening):
-            if data.arg == "o":
-                await shell.keep(context, conversation.but(phase=TypingReason(held=phase.held)))
-                await shell.send(update, context, t("reason_typed_ask", lang))
-            else:
-                reason = t(REASONS[int(data.arg)], "en")
-                await answer_held(shell, update, context, screening, phase.held, reason)
-        case Action.CONFIRM_EXCLUSION | Action.SIGN:
-            kind: CloseKind = (
-                "exclusion_confirmed" if data.action is Action.CONFIRM_EXCLUSION else "signed"
-            )
-            meaning = SIGN_MEANING if kind == "signed" else None
-            closed = await shell.db(
-                shell.service.close, screening, kind, actor=actor, reason=meaning, update_id=uid
-            )
-            if isinstance(closed, Screening):
-                key = "signed" if kind == "signed" else "exclusion_confirmed"
-                name = staff.display_name
-                await shell.send(update, context, t(key, lang, code=closed.code, name=name))
-            else:
-                await after(shell, update, context, closed, screening=screening)
-        case Action.NOT_COMPLETED:
-            await ask_close_reason(shell, update, context, screening, "not_completed")
-        case Action.RESULTS:
-            outcome = await shell.record(
-                shell.service.plan(screening, CompletePending(), actor=actor), uid
-            )
-            await after(shell, update, context, outcome, screening=screening)
-        case Action.DECIDE:
-            approve = data.choice == "a"
-            criterion = protocol.criteria[data.index()]
-            phase = DecisionReason(
-                screening_id=screening.id,
-                revision=screening.row_version,
-                criterion_id=criterion.id,
-                approve=approve,
-            )
-            await shell.keep(context, conversation.but(phase=phase))
-            verdict = t("approved" if approve else "rejected", lang)
-            text = t("decision_reason", lang, number=criterion.number, verdict=verdict)
-            await shell.send(update, context, text)
-        case _:  # a value held for another screening, or no longer held
-            await shell.show(update, context, screening)
-
-
-def _about(held: object, screening: Screening) -> bool:
-    return getattr(held, "screening_id", None) == screening.id
 
 
 async def refuse_tap(query: CallbackQuery, lang: Lang, why: str) -> None:
