@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -264,52 +266,45 @@ def test_telegram_unreachable_is_one_line_naming_the_url(
     assert list(env.iterdir()) == []  # asked before the database is created
 
 
-class _Unauthorized(BaseHTTPRequestHandler):
-    """A Bot API server on the loopback that rejects every token, as Telegram does."""
+@contextmanager
+def loopback_telegram(status: int, body: bytes) -> Iterator[str]:
+    """A Bot API server on the loopback answering every call with ``status`` and ``body``;
+    yields its base URL."""
 
-    def do_POST(self) -> None:
-        body = b'{"ok": false, "error_code": 401, "description": "Unauthorized"}'
-        self.send_response(401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/bot"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-class _TelegramAnswers(BaseHTTPRequestHandler):
-    """A Bot API server on the loopback that knows the bot (getMe succeeds)."""
-
-    def do_POST(self) -> None:
-        body = (
-            b'{"ok": true, "result": {"id": 1, "is_bot": true, "first_name": "Prescreen", '
-            b'"username": "prescreen_bot"}}'
-        )
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+GET_ME = (
+    b'{"ok": true, "result": {"id": 1, "is_bot": true, "first_name": "Prescreen", '
+    b'"username": "prescreen_bot"}}'
+)
+UNAUTHORIZED = b'{"ok": false, "error_code": 401, "description": "Unauthorized"}'
 
 
 def test_run_with_the_database_unreachable_is_one_line(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TelegramAnswers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("PRESCREEN_DATABASE_URL", UNREACHABLE)
-        monkeypatch.setenv("PRESCREEN_BASE_URL", f"http://127.0.0.1:{server.server_port}/bot")
+    monkeypatch.setenv("PRESCREEN_DATABASE_URL", UNREACHABLE)
+    with loopback_telegram(200, GET_ME) as base_url:
+        monkeypatch.setenv("PRESCREEN_BASE_URL", base_url)
         code, output = run("run")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert code == 2
     assert output.startswith("error: cannot reach the database postgresql+psycopg://nobody:***@")
     assert len(output.strip().splitlines()) == 1 and "pw@" not in output
@@ -319,16 +314,10 @@ def test_run_with_the_database_unreachable_is_one_line(
 def test_a_rejected_token_is_one_line_without_the_token(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorized)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("PRESCREEN_DATABASE_URL", f"sqlite:///{env / 'p.sqlite3'}")
-        monkeypatch.setenv("PRESCREEN_BASE_URL", f"http://127.0.0.1:{server.server_port}/bot")
+    monkeypatch.setenv("PRESCREEN_DATABASE_URL", f"sqlite:///{env / 'p.sqlite3'}")
+    with loopback_telegram(401, UNAUTHORIZED) as base_url:
+        monkeypatch.setenv("PRESCREEN_BASE_URL", base_url)
         code, output = run("run")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert code == 2
     assert output.startswith("error: Telegram rejected the bot token (PRESCREEN_BOT_TOKEN)")
     assert len(output.strip().splitlines()) == 1
