@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final
 
 
@@ -70,7 +70,10 @@ def fmt_near(value: Decimal, limits: Iterable[Decimal] = (), places: int = 2) ->
     """
     limits = tuple(limits)
     for digits in range(places, 12):
-        shown = value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+        try:
+            shown = value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+        except InvalidOperation:  # more digits than a decimal holds: nothing to round
+            return fmt_decimal(value)
         if all(
             (shown > limit) - (shown < limit) == (value > limit) - (value < limit)
             for limit in limits

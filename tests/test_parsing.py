@@ -165,3 +165,11 @@ def test_choice(seed: Protocol, text: str, value: str) -> None:
 def test_digit_like_signs_are_not_option_numbers(seed: Protocol, text: str) -> None:
     """``str.isdigit`` accepts superscripts that ``int`` refuses: they must re-ask, not crash."""
     assert isinstance(parse_answer(seed.questions_by_id["diagnosis"], text), Invalid)
+
+
+def test_a_number_longer_than_a_decimal_holds_is_refused_not_raised(seed: Protocol) -> None:
+    """Found by hypothesis: rounding 10^28 µmol/L for the echo raised InvalidOperation."""
+    from flows.parsing import Invalid
+
+    result = parse_answer(seed.questions_by_id["bilirubin"], "10000000000000000000000000000")
+    assert isinstance(result, Invalid)
