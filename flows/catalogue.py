@@ -348,8 +348,8 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
         "zh": "您好 {name}，您的角色是 {role}。\n我会逐题引导您完成试验入选标准筛查，保存每个答案，一旦患者被排除即停止。\n\n{help}",
     },
     "help": {
-        "en": "/new – start a screening (screening code only, never a name)\n/resume – my unfinished screenings\n/status – where the screening stands\n/back – change an earlier answer\n/cancel – abandon the screening\n/review – screenings awaiting an investigator (investigators)\n/export – the transcript of a screening (PDF and JSON)\n/staff – manage staff (admins)\n/language – English / 中文\n\nType numbers as printed on the lab report, e.g. 9.5 g/dL or 1200/µL; several at once: “Hb 9.5 g/dL, ANC 1200/µL, PLT 150”. 'unknown' is always accepted.",
-        "zh": "/new – 开始筛选（仅用筛选编号，勿用姓名）\n/resume – 我未完成的筛选\n/status – 当前进度\n/back – 修改之前的答案\n/cancel – 放弃筛选\n/review – 待研究者裁定的筛选（研究者）\n/export – 导出筛选记录（PDF 与 JSON）\n/staff – 管理人员（管理员）\n/language – English / 中文\n\n请按化验单填写数值，例如 9.5 g/dL 或 1200/µL；可一次输入多项：“Hb 9.5 g/dL, ANC 1200/µL, PLT 150”。随时可回答“未知”。",
+        "en": "/new – start a screening (screening code only, never a name)\n/resume – my unfinished screenings\n/pending – my screenings waiting for a result\n/status – where the screening stands\n/back – change an earlier answer\n/cancel – abandon the screening\n/review – screenings awaiting an investigator (investigators)\n/export – the transcript of a screening (PDF and JSON)\n/staff – manage staff (admins)\n/language – English / 中文\n\nType numbers as printed on the lab report, e.g. 9.5 g/dL or 1200/µL; several at once: “Hb 9.5 g/dL, ANC 1200/µL, PLT 150”. 'unknown' is always accepted.",
+        "zh": "/new – 开始筛选（仅用筛选编号，勿用姓名）\n/resume – 我未完成的筛选\n/pending – 等待结果的筛选\n/status – 当前进度\n/back – 修改之前的答案\n/cancel – 放弃筛选\n/review – 待研究者裁定的筛选（研究者）\n/export – 导出筛选记录（PDF 与 JSON）\n/staff – 管理人员（管理员）\n/language – English / 中文\n\n请按化验单填写数值，例如 9.5 g/dL 或 1200/µL；可一次输入多项：“Hb 9.5 g/dL, ANC 1200/µL, PLT 150”。随时可回答“未知”。",
     },
     "stranger": {
         "en": "Sorry, this bot is only for authorised research staff. Please ask your study administrator to register your Telegram account (id {id}).",
