@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -275,27 +278,28 @@ async def test_codes_that_look_like_names_are_refused(world: BotWorld) -> None:
     assert "Screening S-111 started" in reply[0]
 
 
-async def test_restart_resumes_at_the_same_question(world: BotWorld, seed: Protocol) -> None:
-    alice = world.chat(ALICE)
-    await up_to_labs(alice, "S-112")
+@asynccontextmanager
+async def restarted(world: BotWorld, seed: Protocol, **kwargs: Any) -> AsyncIterator[BotWorld]:
+    """A new bot process on the same database; the fixture's own is shut down meanwhile."""
     await world.app.shutdown()
-    again = await start_world(world.engine, seed)  # a new process on the same database
+    again = await start_world(world.engine, seed, **kwargs)
     try:
-        alice2 = again.chat(ALICE)
-        status = await alice2.send("/status")
-        assert "Question 13 · up to 12 more" in status[0] and "Creatinine" in status[0]
-        reply = await alice2.send("0.9x ULN")
-        assert "LVEF" in reply[0]
+        yield again
         assert again.errors == []
     finally:
         await again.app.shutdown()
         await world.app.initialize()  # the fixture shuts it down
 
 
-async def restarted(world: BotWorld, seed: Protocol) -> BotWorld:
-    """A new bot process on the same database (the fixture's own is shut down)."""
-    await world.app.shutdown()
-    return await start_world(world.engine, seed)
+async def test_restart_resumes_at_the_same_question(world: BotWorld, seed: Protocol) -> None:
+    alice = world.chat(ALICE)
+    await up_to_labs(alice, "S-112")
+    async with restarted(world, seed) as again:
+        alice2 = again.chat(ALICE)
+        status = await alice2.send("/status")
+        assert "Question 13 · up to 12 more" in status[0] and "Creatinine" in status[0]
+        reply = await alice2.send("0.9x ULN")
+        assert "LVEF" in reply[0]
 
 
 def ages(world: BotWorld, code: str) -> list[tuple[str | None, str, str | None]]:
@@ -317,16 +321,10 @@ async def test_a_restart_keeps_a_value_waiting_for_confirmation(
     prompt = await alice.send("98")
     assert "Record it?" in prompt[0]
     spent = alice.last_message()
-    again = await restarted(world, seed)
-    try:
-        alice2 = again.chat(ALICE)
-        reply = await alice2.press("✔ Record", message=spent)
+    async with restarted(world, seed) as again:
+        reply = await again.chat(ALICE).press("✔ Record", message=spent)
         assert "Age: 98 years" in reply[0] and "criterion 3 is not met" in reply[0]
         assert ages(again, "S-114") == [("98", "active", None)]
-        assert again.errors == []
-    finally:
-        await again.app.shutdown()
-        await world.app.initialize()
 
 
 async def test_a_restart_keeps_a_correction_waiting_for_its_reason(
@@ -338,8 +336,7 @@ async def test_a_restart_keeps_a_correction_waiting_for_its_reason(
     await alice.press("Age: 45")
     await alice.send("46")
     await alice.press("Other (type it)")
-    again = await restarted(world, seed)
-    try:
+    async with restarted(world, seed) as again:
         alice2 = again.chat(ALICE)
         await alice2.send("date of birth misread")
         assert ages(again, "S-115") == [
@@ -347,10 +344,6 @@ async def test_a_restart_keeps_a_correction_waiting_for_its_reason(
             ("46", "active", None),
         ]
         assert "Creatinine" in alice2.last_text()
-        assert again.errors == []
-    finally:
-        await again.app.shutdown()
-        await world.app.initialize()
 
 
 async def test_a_restart_keeps_the_chosen_language_and_an_awaited_code(
@@ -360,16 +353,10 @@ async def test_a_restart_keeps_the_chosen_language_and_an_awaited_code(
     await alice.send("/language")
     await alice.press("中文")
     await alice.send("/new")
-    again = await restarted(world, seed)
-    try:
-        alice2 = again.chat(ALICE)
-        reply = await alice2.send("S-116")
+    async with restarted(world, seed) as again:
+        reply = await again.chat(ALICE).send("S-116")
         assert "受试者是否自愿参加并已签署知情同意书？" in reply[0]
         assert screening(again, "S-116").created_by == ALICE
-        assert again.errors == []
-    finally:
-        await again.app.shutdown()
-        await world.app.initialize()
 
 
 async def test_chinese(world: BotWorld) -> None:

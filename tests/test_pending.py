@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from flows import Protocol
-from tests.bot_fixtures import ALICE, CHEN, BotWorld, start_world
+from tests.bot_fixtures import ALICE, CHEN, BotWorld
 from tests.telegram_fake import Chat
-from tests.test_bot import to_review, up_to_labs
+from tests.test_bot import restarted, to_review, up_to_labs
 
 WITH_LVEF_UNKNOWN = (
     "Cr 0.8x ULN, LVEF unknown, SpO2 97, Bili 0.5x ULN, ALT 0.5x ULN, "
@@ -56,35 +56,27 @@ async def test_a_reminder_survives_a_restart_and_fires_once(
     world: BotWorld, seed: Protocol
 ) -> None:
     clock = Clock()
-    await world.app.shutdown()
-    first = await start_world(world.engine, seed, clock=clock)
-    alice = first.chat(ALICE)
-    await to_pending(alice, "W-103")
-    set_ = await alice.press("⏰ Tomorrow")
-    assert set_ == ["I will remind you of screening W-103 on 2026-12-08 09:00 UTC."]
-    await first.app.shutdown()
-
-    again = await start_world(world.engine, seed, clock=clock)  # a restart
-    try:
-        alice = again.chat(ALICE)
-        sent = len(again.api.sent)
-        await run_reminders(again)
-        assert len(again.api.sent) == sent  # not due yet
-        clock.now += timedelta(days=1, minutes=1)
-        await run_reminders(again)
-        [reminder] = again.api.sent[sent:]
-        assert reminder["chat"]["id"] == ALICE
-        assert reminder["text"] == (
-            "⏰ Screening W-103 is waiting for: LVEF. Have the results arrived?"
-        )
-        await run_reminders(again)
-        assert len(again.api.sent) == sent + 1  # once
-        opened = await alice.press("Open W-103")
-        assert "Results arrived" in str(alice.last_message()["reply_markup"]) and opened
-        assert again.errors == []
-    finally:
-        await again.app.shutdown()
-        await world.app.initialize()
+    async with restarted(world, seed, clock=clock) as first:
+        alice = first.chat(ALICE)
+        await to_pending(alice, "W-103")
+        set_ = await alice.press("⏰ Tomorrow")
+        assert set_ == ["I will remind you of screening W-103 on 2026-12-08 09:00 UTC."]
+        async with restarted(first, seed, clock=clock) as again:  # a restart
+            alice = again.chat(ALICE)
+            sent = len(again.api.sent)
+            await run_reminders(again)
+            assert len(again.api.sent) == sent  # not due yet
+            clock.now += timedelta(days=1, minutes=1)
+            await run_reminders(again)
+            [reminder] = again.api.sent[sent:]
+            assert reminder["chat"]["id"] == ALICE
+            assert reminder["text"] == (
+                "⏰ Screening W-103 is waiting for: LVEF. Have the results arrived?"
+            )
+            await run_reminders(again)
+            assert len(again.api.sent) == sent + 1  # once
+            opened = await alice.press("Open W-103")
+            assert "Results arrived" in str(alice.last_message()["reply_markup"]) and opened
 
 
 async def test_the_investigator_decides_from_the_notification(world: BotWorld) -> None:
