@@ -10,7 +10,8 @@ from telegram import Message as TelegramMessage
 from telegram.error import TelegramError
 
 from bot.callbacks import Action, decode
-from bot.commands import ask_code
+from bot.commands import ask_code, begin
+from bot.conversation import ChoosingTrial, Idle
 from bot.i18n import t
 from bot.outgoing import remove_buttons
 from bot.review import show_review
@@ -51,7 +52,13 @@ async def on_button(shell: Shell, update: Update, context: Context) -> None:
             await refuse_tap(query, lang, "no such trial")
             return
         await acknowledge(query)
-        await ask_code(shell, update, context, protocols[data.index()])
+        phase = shell.conversation(context).phase
+        protocol = protocols[data.index()]
+        if isinstance(phase, ChoosingTrial) and phase.code:  # /new CODE: the code was given
+            await shell.keep(context, shell.conversation(context).but(phase=Idle()))
+            await begin(shell, update, context, protocol, phase.code)
+        else:
+            await ask_code(shell, update, context, protocol)
         return
     screening = await shell.screening(context, data.screening_id)
     if screening is None or not can_access(staff, screening):

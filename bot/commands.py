@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from telegram import Update
 
 from bot.callbacks import Action, Callback
-from bot.conversation import AwaitingCode, Closing, ClosingReason
+from bot.conversation import AwaitingCode, ChoosingTrial, Closing, ClosingReason
 from bot.i18n import t
 from bot.keyboards import keyboard, tap
 from bot.screens import ago, answered_rows, staff_line
@@ -41,7 +41,10 @@ async def cmd_new(shell: Shell, update: Update, context: Context) -> None:
     """/new [CODE]: choose the trial if several, then the screening code."""
     lang = shell.lang(update, context)
     protocols = shell.service.catalog.current()
-    if len(protocols) > 1 and not context.args:
+    code = " ".join(context.args) if context.args else None
+    if len(protocols) > 1:
+        phase = ChoosingTrial(code=code)
+        await shell.keep(context, shell.conversation(context).but(phase=phase))
         rows = [
             [tap(p.title.get(lang)[:60], Callback(Action.TRIAL, 0, 0, str(i)))]
             for i, p in enumerate(protocols)

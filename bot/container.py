@@ -39,6 +39,7 @@ def build(settings: Settings, *, serving: bool = False) -> Container:
     Raises:
         storage.db.SchemaOutdated: PostgreSQL schema behind the code.
         flows.ProtocolError: A protocol file is invalid.
+        ValueError: ``PRESCREEN_TRIALS`` names a trial no protocol file defines.
     """
     background = serving and settings.is_sqlite and settings.sqlite_checkpoint_seconds > 0
     engine = make_engine(settings.database_url, auto_checkpoint=not background)
@@ -46,7 +47,7 @@ def build(settings: Settings, *, serving: bool = False) -> Container:
     directories = [BUNDLED_DIR]
     if settings.protocols_dir is not None:
         directories.append(settings.protocols_dir)
-    catalog = load_catalog(directories)
+    catalog = load_catalog(directories).offering(settings.trials)
     repo = SqlRepository(engine)
     for protocol in catalog.protocols:
         repo.save_protocol(protocol)

@@ -72,6 +72,13 @@ class Idle(_Frozen):
     kind: Literal["idle"] = "idle"
 
 
+class ChoosingTrial(_Frozen):
+    """``/new`` with several trials loaded: the trial is being chosen (the code may be given)."""
+
+    kind: Literal["choosing_trial"] = "choosing_trial"
+    code: str | None = None
+
+
 class AwaitingCode(_Frozen):
     """``/new`` asked for the screening code; the next text is the code."""
 
@@ -153,6 +160,7 @@ class Reviewing(_Frozen):
 
 Phase = Annotated[
     Idle
+    | ChoosingTrial
     | AwaitingCode
     | Confirming
     | ChoosingReason
@@ -205,6 +213,7 @@ __all__ = [
     "AwaitingCode",
     "ChecklistHeld",
     "ChoosingReason",
+    "ChoosingTrial",
     "Closing",
     "ClosingReason",
     "Confirming",

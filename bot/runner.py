@@ -85,6 +85,8 @@ def run(settings: Settings, *, webhook: bool = False) -> None:
     except StorageUnavailable as exc:
         url = safe_url(settings.database_url)
         raise NotConfigured(f"cannot reach the database {url}: {exc}") from exc
+    except ValueError as exc:  # an invalid protocol file, or an unknown trial to offer
+        raise NotConfigured(" ".join(str(exc).split())) from exc
     service = ScreeningService(container.repo, container.catalog, settings.code_pattern)
     app = build_application(service, settings)
     log.info("serving %s", ", ".join(p.label for p in container.catalog.current()))

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PRESCREEN_DATABASE_URL", "DATABASE_URL"),
     )
     protocols_dir: Path | None = None
+    trials: Annotated[list[str], NoDecode] = []
     admin_ids: Annotated[list[int], NoDecode] = []
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
@@ -76,6 +77,13 @@ class Settings(BaseSettings):
                 )
             ids.append(int(part))
         return ids
+
+    @field_validator("trials", mode="before")
+    @classmethod
+    def _split_trials(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -28,7 +28,7 @@ def missing_for(
     Only questions skip logic asks this patient count: a question asked of men is not missing
     for a woman, though the criterion's rule reads it.
     """
-    needed = {check.question_id for check in criterion.against}
+    needed = {q for check in criterion.against for q in protocol.answers_read(check.question_id)}
     return [
         q.id
         for q in relevant_questions(protocol, answers)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from flows import formula
 from flows.checklist import expected
 from flows.rules import truth
 from flows.schema import (
@@ -82,6 +83,15 @@ def _check_expr(protocol: Protocol, expr: Expr, path: str, before: int | None) -
     findings: list[Finding] = []
     for cmp in _comparisons(expr):
         question = protocol.questions_by_id.get(cmp.q)
+        if question is None and cmp.q in protocol.derived_by_id and before is None:
+            if cmp.operator not in NUMERIC_OPERATORS or cmp.of == "uln":
+                findings.append(
+                    Finding(
+                        path,
+                        f"'{cmp.q}' is a derived number: compare it with lt, le, gt, ge or between",
+                    )
+                )
+            continue
         if question is None:
             findings.append(Finding(path, f"undefined question '{cmp.q}'"))
             continue
@@ -175,6 +185,11 @@ def check_protocol(protocol: Protocol) -> list[Finding]:
         if question.relevant_if is not None:
             findings += _check_expr(protocol, question.relevant_if, f"{path}.relevant_if", i)
     findings += _check_groups(protocol)
+    for i, derived in enumerate(protocol.derived):
+        findings += [
+            Finding(f"derived[{i}].formula", problem)
+            for problem in formula.check(protocol, derived)
+        ]
     criterion_ids: set[str] = set()
     used: set[str] = set()
     for i, criterion in enumerate(protocol.criteria):
@@ -182,11 +197,13 @@ def check_protocol(protocol: Protocol) -> list[Finding]:
         if criterion.id in criterion_ids:
             findings.append(Finding(f"{path}.id", f"duplicate criterion id '{criterion.id}'"))
         criterion_ids.add(criterion.id)
-        findings += _check_expr(protocol, criterion.rule, f"{path}.rule", None)
-        used.update(referenced_questions(criterion.rule))
+        if criterion.rule is not None:
+            findings += _check_expr(protocol, criterion.rule, f"{path}.rule", None)
+            used.update(referenced_questions(criterion.rule))
         if criterion.applies_if is not None:
             findings += _check_expr(protocol, criterion.applies_if, f"{path}.applies_if", None)
             used.update(referenced_questions(criterion.applies_if))
+    used.update(q for name in list(used) for q in protocol.answers_read(name))
     if any(f.severity == "error" for f in findings):
         return findings  # reachability needs valid references
     relevance_refs = {

@@ -110,10 +110,11 @@ def _locate(finding: Finding, data: object, tree: yaml.Node | None) -> Finding:
     if not steps:
         return finding
     where = finding.path
-    if len(steps) >= 2 and steps[0] in {"questions", "criteria"} and isinstance(steps[1], int):
+    kinds = {"questions": "question", "criteria": "criterion", "derived": "derived value"}
+    if len(steps) >= 2 and steps[0] in kinds and isinstance(steps[1], int):
         item = _at(data, steps[:2])
         ident = item.get("id") if isinstance(item, dict) else None
-        kind = "question" if steps[0] == "questions" else "criterion"
+        kind = kinds[str(steps[0])]
         rest = finding.path.split("]", 1)[1].lstrip(".")
         where = f"{kind} {ident!r}" if ident else f"{kind} {steps[1] + 1}"
         where += f", {rest}" if rest else ""
@@ -174,6 +175,9 @@ class Catalog:
     """The protocols a deployment serves, every version addressable by its content hash."""
 
     protocols: tuple[Protocol, ...]
+    offered: frozenset[str] | None = None
+    """The trials new screenings may start on (``None``: every one loaded); the others' stored
+    screenings still read their protocol."""
 
     def by_digest(self, digest: str) -> Protocol | None:
         """The protocol version with this content hash."""
@@ -185,9 +189,28 @@ class Catalog:
         return max(versions, key=lambda p: _version_key(p.version)) if versions else None
 
     def current(self) -> tuple[Protocol, ...]:
-        """The newest version of each trial, for starting new screenings."""
+        """The newest version of each offered trial, for starting new screenings."""
         ids = dict.fromkeys(p.id for p in self.protocols)
-        return tuple(p for pid in ids if (p := self.latest(pid)) is not None)
+        return tuple(
+            p
+            for pid in ids
+            if (self.offered is None or pid in self.offered) and (p := self.latest(pid))
+        )
+
+    def offering(self, trial_ids: Iterable[str]) -> Catalog:
+        """The same protocols, new screenings limited to ``trial_ids`` (all when empty).
+
+        Raises:
+            ValueError: An id that no loaded protocol has.
+        """
+        wanted = frozenset(trial_ids)
+        known = {p.id for p in self.protocols}
+        if wanted - known:
+            raise ValueError(
+                f"PRESCREEN_TRIALS names {', '.join(sorted(wanted - known))}, which no protocol "
+                f"file defines; loaded: {', '.join(sorted(known))}"
+            )
+        return Catalog(self.protocols, wanted or None)
 
 
 def _version_key(version: str) -> tuple[tuple[int, str], ...]:

@@ -178,6 +178,7 @@ def _parse_choice(question: ChoiceQuestion, text: str) -> ParseResult:
 _NUMBER_UNITS = {
     "years": {"", "y", "yr", "yrs", "year", "years", "岁", "周岁"},
     "%": {"", "%", "percent", "pct"},
+    "kg": {"", "kg", "kgs", "公斤", "千克"},
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flows.catalogue import tr
 from flows.dialog import ScreeningState, current_question, missing_for, progress, verdict_of
+from flows.formula import with_derived
 from flows.rules import Check
 from flows.schema import ChoiceQuestion, LabQuestion, NumberQuestion, Protocol
 from flows.showing import answer_text
@@ -37,9 +38,12 @@ def status_label(status: Status, lang: Lang) -> str:
 
 
 def question_label(protocol: Protocol, question_id: str, lang: Lang) -> str:
-    """A question's short label ("Creatinine")."""
+    """A question's short label ("Creatinine"), or a derived value's ("CrCl")."""
     question = protocol.questions_by_id.get(question_id)
-    return question.label.get(lang) if question else question_id
+    if question is not None:
+        return question.label.get(lang)
+    derived = protocol.derived_by_id.get(question_id)
+    return derived.short.get(lang) if derived is not None else question_id
 
 
 def _threshold(protocol: Protocol, check: Check, lang: Lang) -> str:
@@ -60,7 +64,10 @@ def _threshold(protocol: Protocol, check: Check, lang: Lang) -> str:
     elif threshold in {"yes", "no"} and lang == "zh":
         threshold = "是" if threshold == "yes" else "否"
     suffix = ""
-    if check.of == "uln":
+    derived = protocol.derived_by_id.get(check.question_id)
+    if derived is not None:
+        suffix = f" {derived.unit}"
+    elif check.of == "uln":
         suffix = "× ULN"
     elif isinstance(question, NumberQuestion):
         suffix = "" if question.unit == "years" else f" {question.unit}"
@@ -74,12 +81,23 @@ def describe_check(
 ) -> str:
     """``Creatinine: 2.5 mg/dL … (2.08× ULN); required ≤ 2× ULN``."""
     label = question_label(protocol, check.question_id, lang)
+    derived = protocol.derived_by_id.get(check.question_id)
+    if derived is not None and answers is not None:
+        answers = dict(with_derived(protocol, answers))
     value = (answers or {}).get(check.question_id)
     shown = (
         answer_text(protocol, check.question_id, value, lang)
         if answers is not None
         else (check.actual or word("not_answered", lang))
     )
+    if derived is not None and answers is not None:
+        # A computed value is shown with what it was computed from.
+        inputs = ", ".join(
+            f"{question_label(protocol, q, lang)} {answer_text(protocol, q, answers.get(q), lang)}"
+            for q in derived.inputs
+        )
+        method = f"{derived.method.get(lang)}: " if derived.method else ""
+        shown += f" ({method}{inputs})"
     return f"{label}: {shown}; {word('required', lang)} {_threshold(protocol, check, lang)}"
 
 

@@ -7,6 +7,7 @@ rejected everywhere so that a typo in a protocol file is an error, not a silentl
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -14,7 +15,15 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from flows.text import Lang, Text
 from flows.values import fmt_decimal
@@ -262,10 +271,10 @@ class ChoiceQuestion(_QuestionBase):
 
 
 class NumberQuestion(_QuestionBase):
-    """A number with a fixed unit (``years``, ``%``)."""
+    """A number with a fixed unit (``years``, ``%``, ``kg``)."""
 
     kind: Literal["number"]
-    unit: Literal["years", "%"]
+    unit: Literal["years", "%", "kg"]
     bounds: Bounds = Bounds()
 
 
@@ -287,7 +296,49 @@ Question = Annotated[
 ]
 
 
-# --- criteria and protocol --------------------------------------------------------------------
+# --- derived values, criteria and the protocol ------------------------------------------------
+
+
+class Derived(_Frozen):
+    """A value the protocol computes from answers and never asks (``flows.formula``).
+
+    ``formula`` is checked by ``prescreen protocol check``; ``method`` names it for readers
+    ("Cockcroft–Gault").
+    """
+
+    id: str = Field(pattern=_ID_PATTERN)
+    short: Text
+    unit: str
+    formula: str
+    method: Text | None = None
+
+    @field_validator("formula")
+    @classmethod
+    def _parses(cls, formula: str) -> str:
+        try:
+            ast.parse(formula, mode="eval")
+        except SyntaxError as exc:
+            raise ValueError(f"not a formula: {exc.msg}") from None
+        return formula
+
+    @cached_property
+    def tree(self) -> ast.expr:
+        """The formula, parsed (``flows.formula`` evaluates it node by node)."""
+        return ast.parse(self.formula, mode="eval").body
+
+    @cached_property
+    def inputs(self) -> tuple[str, ...]:
+        """The answers (or earlier derived values) the formula reads, in order."""
+        calls = {id(node.func) for node in ast.walk(self.tree) if isinstance(node, ast.Call)}
+        names = sorted(
+            (
+                node
+                for node in ast.walk(self.tree)
+                if isinstance(node, ast.Name) and id(node) not in calls
+            ),
+            key=lambda node: (node.lineno, node.col_offset),
+        )
+        return tuple(dict.fromkeys(node.id for node in names))
 
 
 class Criterion(_Frozen):
@@ -304,17 +355,28 @@ class Criterion(_Frozen):
     short: Text | None = None
     type: Literal["inclusion", "exclusion"]
     text: Text
-    rule: Expr
+    rule: Expr | None = None
     applies_if: Expr | None = None
     overridable: bool = False
     override_note: Text | None = None
+    judged_by: Literal["investigator"] | None = None
+    """The criterion is the investigator's judgement, recorded as their decision: no rule."""
+
+    @model_validator(mode="after")
+    def _rule_or_judgement(self) -> Self:
+        if (self.rule is None) == (self.judged_by is None):
+            raise ValueError("a criterion needs a rule, or judged_by: investigator, not both")
+        return self
 
     @cached_property
     def questions(self) -> tuple[str, ...]:
         """Every question the criterion reads (its rule, then its applicability)."""
-        refs = referenced_questions(self.rule)
-        if self.applies_if is not None:
-            refs += referenced_questions(self.applies_if)
+        refs = [
+            q
+            for rule in (self.rule, self.applies_if)
+            if rule is not None
+            for q in referenced_questions(rule)
+        ]
         return tuple(dict.fromkeys(refs))
 
     def name(self, lang: Lang) -> str:
@@ -338,6 +400,7 @@ class Protocol(_Frozen):
     title: Text
     summary: Text | None = None
     questions: tuple[Question, ...] = Field(min_length=1)
+    derived: tuple[Derived, ...] = ()
     criteria: tuple[Criterion, ...] = Field(min_length=1)
 
     @cached_property
@@ -373,12 +436,29 @@ class Protocol(_Frozen):
         return {c.id: c for c in self.criteria}
 
     @cached_property
+    def derived_by_id(self) -> dict[str, Derived]:
+        """Derived values keyed by id."""
+        return {d.id: d for d in self.derived}
+
+    def answers_read(self, name: str) -> tuple[str, ...]:
+        """The questions behind a name a rule reads: itself, or a derived value's inputs."""
+        derived = self.derived_by_id.get(name)
+        if derived is None:
+            return (name,)
+        return tuple(dict.fromkeys(q for i in derived.inputs for q in self.answers_read(i)))
+
+    @cached_property
     def criteria_of_question(self) -> dict[str, tuple[str, ...]]:
-        """The criteria each question serves (read by their rule or applicability)."""
+        """The criteria each question serves.
+
+        A criterion serves the questions its rule or applicability reads, directly or through
+        a derived value.
+        """
         served: dict[str, list[str]] = {q.id: [] for q in self.questions}
         for criterion in self.criteria:
-            for qid in criterion.questions:
-                served.setdefault(qid, []).append(criterion.id)
+            for name in criterion.questions:
+                for qid in dict.fromkeys((name, *self.answers_read(name))):
+                    served.setdefault(qid, []).append(criterion.id)
         return {qid: tuple(ids) for qid, ids in served.items()}
 
     @cached_property
@@ -390,7 +470,7 @@ class Protocol(_Frozen):
         """
         found: dict[tuple[str, str], dict[Decimal, None]] = {}
         for criterion in self.criteria:
-            rules = [criterion.rule] + ([criterion.applies_if] if criterion.applies_if else [])
+            rules = [r for r in (criterion.rule, criterion.applies_if) if r is not None]
             for compare in (c for rule in rules for c in comparisons(rule)):
                 operand = compare.operand
                 numbers = operand if compare.operator == "between" else (operand,)

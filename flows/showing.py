@@ -78,6 +78,10 @@ def answer_text(protocol: Protocol, question_id: str, value: AnswerValue | None,
         case str() if isinstance(question, ChoiceQuestion):
             option = next((o for o in question.options if o.id == value), None)
             return option.text.get(lang) if option else value
+    derived = protocol.derived_by_id.get(question_id)
+    if derived is not None and isinstance(value, Quantity):
+        limits = protocol.limits.get((question_id, "value"), ())
+        return f"{fmt_near(value.value, limits, 1)} {value.unit}"
     text = format_actual(value)
     ratio = None
     if isinstance(value, LabResult):

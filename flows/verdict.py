@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 
+from flows.formula import with_derived
 from flows.rules import Check, evaluate, truth
 from flows.schema import Criterion, Protocol
 from flows.values import AnswerValue
@@ -64,7 +65,11 @@ class CriterionVerdict:
     def _explained(self) -> tuple[tuple[Check, ...], tuple[Check, ...]]:
         # Explanations are read when a verdict is shown or exported, far less often than
         # verdicts are computed (after every answer), so they are derived only then.
-        if self.criterion is None or self.outcome is Outcome.NOT_APPLICABLE:
+        if (
+            self.criterion is None
+            or self.criterion.rule is None
+            or self.outcome is Outcome.NOT_APPLICABLE
+        ):
             return (), ()
         _, checks = evaluate(self.criterion.rule, self.answers)
         bad = self.criterion.type != "inclusion"
@@ -110,7 +115,9 @@ class CriterionVerdict:
 
     @property
     def awaits_review(self) -> bool:
-        """Not met, overridable, and not decided yet."""
+        """Not met, overridable, and not decided yet; or left to the investigator's judgement."""
+        if self.criterion is not None and self.criterion.judged_by and self.decision is None:
+            return True
         return self.outcome is Outcome.NOT_MET and self.overridable and self.decision is None
 
 
@@ -133,8 +140,10 @@ class Verdict:
 
     @property
     def unknown(self) -> tuple[CriterionVerdict, ...]:
-        """Criteria that cannot be decided yet."""
-        return tuple(cv for cv in self.criteria if cv.outcome is Outcome.UNKNOWN)
+        """Criteria that wait for an answer (those left to the investigator wait for them)."""
+        return tuple(
+            cv for cv in self.criteria if cv.outcome is Outcome.UNKNOWN and not cv.awaits_review
+        )
 
     def of(self, criterion_id: str) -> CriterionVerdict:
         """The verdict of one criterion."""
@@ -186,6 +195,12 @@ def _judge(
 ) -> CriterionVerdict:
     """:func:`judge` without the memo."""
     overridable = criterion.overridable
+    if criterion.judged_by is not None:
+        # The investigator's judgement: unknown until decided, then what was decided.
+        if decision is None:
+            return CriterionVerdict(criterion.id, Outcome.UNKNOWN, True, None, criterion)
+        outcome = Outcome.MET if decision.approve else Outcome.NOT_MET
+        return CriterionVerdict(criterion.id, outcome, True, decision, criterion)
     if not any(q in answers for q in criterion.questions):
         # Nothing it reads is answered yet: every comparison is unknown, and Kleene logic
         # keeps an expression of unknowns unknown (most criteria, early in a screening).
@@ -195,6 +210,7 @@ def _judge(
     applies = truth(criterion.applies_if, answers)
     if applies is False:
         return CriterionVerdict(criterion.id, Outcome.NOT_APPLICABLE, overridable)
+    assert criterion.rule is not None  # a criterion without one is judged (above)
     result = truth(criterion.rule, answers)
     if result is None or applies is None:
         return CriterionVerdict(
@@ -233,6 +249,7 @@ def assess(
         Ineligible as soon as a criterion excludes; otherwise in progress until complete;
         then needs review, pending or eligible.
     """
+    answers = with_derived(protocol, answers)
     criteria = tuple(judge(c, answers, decisions.get(c.id)) for c in protocol.criteria)
     if any(cv.excludes for cv in criteria):
         status = Status.INELIGIBLE

@@ -46,10 +46,11 @@ async def start_world(
     rate_limit: bool = False,
     api: FakeBotAPI | None = None,
     clock: Callable[[], datetime] = utc_now,
+    catalog: Catalog | None = None,
     **settings_values: Any,
 ) -> BotWorld:
     repo = SqlRepository(engine)
-    service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
+    service = ScreeningService(repo, catalog or Catalog((seed,)), DEFAULT_CODE_PATTERN)
     settings = Settings(bot_token="123456:TEST", _env_file=None, **settings_values)
     api = api or FakeBotAPI()
     app = build_application(service, settings, request=api, rate_limit=rate_limit, clock=clock)

@@ -21,6 +21,7 @@ class BotProcess:
             "PRESCREEN_BASE_URL": base_url,
             "PRESCREEN_DATABASE_URL": db_url,
             "PRESCREEN_LOG_LEVEL": "WARNING",
+            "PRESCREEN_TRIALS": "cd19-cart-ball-consolidation",  # /new CODE starts at once
             **env,
         }
         self.args = args

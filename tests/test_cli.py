@@ -54,7 +54,7 @@ def test_staff_commands(db_env: str) -> None:
 
 
 def test_audit_verify(db_env: str) -> None:
-    script = "/new S-500\nyes\nyes\n1\nno\n/quit\n"
+    script = "/new S-500\n1\nyes\nyes\n1\nno\n/quit\n"  # trial 1 of the bundled two
     assert runner.invoke(app, ["console"], input=script).exit_code == 0
     ok = runner.invoke(app, ["audit", "verify", "S-500"])
     assert ok.exit_code == 0 and "S-500: OK, 4 events" in ok.output

@@ -133,7 +133,7 @@ def test_the_default_database_does_not_depend_on_the_folder(
 def screened(env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A database holding one screening, S-500, excluded at the second question."""
     monkeypatch.setenv("PRESCREEN_DATABASE_URL", f"sqlite:///{env / 'db' / 'p.sqlite3'}")
-    assert run("console", input="/new S-500\nyes\nno\n/quit\n")[0] == 0
+    assert run("console", input="/new S-500\n1\nyes\nno\n/quit\n")[0] == 0  # the seed trial
     out = env / "out"
     out.mkdir()
     return out

@@ -111,7 +111,13 @@ def still_to_answer(protocol: Protocol, state: ScreeningState) -> set[str]:
     that a criterion not yet decided reads."""
     verdict = verdict_of(protocol, state)
     undecided = {cv.criterion_id for cv in verdict.criteria if cv.outcome is Outcome.UNKNOWN}
-    read = {q for c in protocol.criteria if c.id in undecided for q in c.questions}
+    read = {
+        q
+        for c in protocol.criteria
+        if c.id in undecided
+        for name in c.questions
+        for q in protocol.answers_read(name)  # a derived value: the answers it is made of
+    }
     return {
         q.id
         for q in protocol.questions
@@ -158,6 +164,8 @@ def test_numbers_shown_beside_limits_compare_as_the_engine_did(protocol: Protoco
     @given(answer_sets(protocol))
     def check(answers: dict[str, AnswerValue]) -> None:
         for criterion in protocol.criteria:
+            if criterion.rule is None:  # the investigator's judgement
+                continue
             for compare in comparisons(criterion.rule):
                 value = answers.get(compare.q)
                 if compare.operator not in _OPS or not isinstance(value, LabResult):
