@@ -23,7 +23,7 @@ from tests.bot_process import BotProcess, press_update, text_update
 from tests.fake_bot_api_server import FakeBotAPIServer
 from tests.flows_helpers import ELIGIBLE_WOMAN, parsed
 
-CHATS = 8
+CHATS = 6
 KILL_PROBABILITY = 0.08
 USERS = [70_000 + i for i in range(CHATS)]
 
