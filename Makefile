@@ -29,8 +29,9 @@ staff: $(VENV)/.installed
 export: $(VENV)/.installed
 	$(BIN)/prescreen export $(ARGS)
 
+# One worker per core (pytest-xdist): the suite's slow tests run side by side.
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
