@@ -14,21 +14,23 @@ from typing import Literal
 
 from flows import formula
 from flows.checklist import expected
-from flows.rules import truth
-from flows.schema import (
+from flows.expressions import (
     NUMERIC_OPERATORS,
     All,
     AnyOf,
-    ChoiceQuestion,
     Compare,
     Expr,
-    LabQuestion,
     Not,
+    referenced_questions,
+)
+from flows.rules import truth
+from flows.schema import (
+    ChoiceQuestion,
+    LabQuestion,
     NumberQuestion,
     Protocol,
     Question,
     YesNoQuestion,
-    referenced_questions,
 )
 from flows.units import ANALYTES
 from flows.values import AnswerValue, LabResult, Quantity

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from flows.schema import All, AnyOf, Compare, Expr, Not
+from flows.expressions import All, AnyOf, Compare, Expr, Not
 from flows.showing import format_actual
 from flows.values import AnswerValue, LabResult, Quantity, Unknown
 

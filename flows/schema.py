@@ -10,212 +10,31 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
     Field,
-    Tag,
     field_validator,
     model_validator,
 )
 
+from flows.base import ID_PATTERN, Frozen
+from flows.expressions import Expr, comparisons, referenced_questions
 from flows.text import Lang, Text
-from flows.values import fmt_decimal
-
-_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        """Copy by re-validation.
-
-        Pydantic's copy duplicates the instance dictionary, cached properties included (a
-        copied protocol would keep the original's digest); validating anew recomputes them and
-        checks the update.
-        """
-        fields = type(self).model_fields
-        data = self.model_dump(by_alias=True)
-        for key, value in (update or {}).items():
-            data[(fields[key].alias or key) if key in fields else key] = value
-        return self.model_validate(data)
-
-
-# --- rule expressions -------------------------------------------------------------------------
-
-
-class _Expr(_Frozen):
-    @cached_property
-    def decide(self) -> Callable[[Mapping[str, Any]], bool | None]:
-        """This expression's Kleene truth as a function of the answers, built once.
-
-        See :func:`flows.rules.compile_truth`; verdicts and relevance are decided many times
-        per answer, so the expression tree is not walked anew each time.
-        """
-        from flows.rules import compile_truth  # the rules build on the schema
-
-        return compile_truth(self)  # type: ignore[arg-type]
-
-
-Operator = Literal["eq", "ne", "in", "lt", "le", "gt", "ge", "between"]
-NUMERIC_OPERATORS: frozenset[str] = frozenset({"lt", "le", "gt", "ge", "between"})
-
-
-class Compare(_Expr):
-    """A comparison of one question's answer with a constant.
-
-    ``between`` is inclusive at both ends, as protocols write "between 14 and 80 (inclusive)".
-    ``of: uln`` makes the bound a multiple of the laboratory's upper limit of normal.
-    """
-
-    q: str
-    eq: bool | str | None = None
-    ne: bool | str | None = None
-    in_: tuple[bool | str, ...] | None = Field(default=None, alias="in")
-    lt: Decimal | None = None
-    le: Decimal | None = None
-    gt: Decimal | None = None
-    ge: Decimal | None = None
-    between: tuple[Decimal, Decimal] | None = None
-    of: Literal["value", "uln"] = "value"
-
-    @model_validator(mode="after")
-    def _exactly_one_operator(self) -> Compare:
-        given = [
-            name
-            for name in ("eq", "ne", "in_", "lt", "le", "gt", "ge", "between")
-            if getattr(self, name) is not None
-        ]
-        if len(given) != 1:
-            raise ValueError(f"a comparison needs exactly one operator, got {len(given)}")
-        if self.between is not None and self.between[0] > self.between[1]:
-            raise ValueError("between: the lower bound is above the upper bound")
-        return self
-
-    @cached_property
-    def operator(self) -> Operator:
-        """The comparison's operator name."""
-        names: tuple[Operator, ...] = ("eq", "ne", "lt", "le", "gt", "ge", "between")
-        for name in names:
-            if getattr(self, name) is not None:
-                return name
-        return "in"
-
-    @cached_property
-    def operand(self) -> Any:
-        """The constant the answer is compared with."""
-        op = self.operator
-        return self.in_ if op == "in" else getattr(self, op)
-
-    @cached_property
-    def threshold_text(self) -> str:
-        """The constant as text (``14–80``, ``2``, ``0, 1, 2``, ``yes``), computed once."""
-
-        def one(v: object) -> str:
-            if isinstance(v, bool):
-                return "yes" if v else "no"
-            if isinstance(v, Decimal):
-                return fmt_decimal(v)
-            return str(v)
-
-        operand = self.operand
-        if self.operator == "between":
-            return f"{one(operand[0])}–{one(operand[1])}"
-        if self.operator == "in":
-            return ", ".join(one(v) for v in operand)
-        return one(operand)
-
-
-class All(_Expr):
-    """True when every part is true (Kleene conjunction)."""
-
-    all: tuple[Expr, ...] = Field(min_length=1)
-
-
-class AnyOf(_Expr):
-    """True when at least one part is true (Kleene disjunction)."""
-
-    any: tuple[Expr, ...] = Field(min_length=1)
-
-
-class Not(_Expr):
-    """Negation; unknown stays unknown."""
-
-    not_: Expr = Field(alias="not")
-
-
-def _expr_tag(value: Any) -> str:
-    if isinstance(value, dict):
-        for key in ("all", "any", "not"):
-            if key in value:
-                return key
-        return "compare"
-    tags: dict[type[BaseModel], str] = {All: "all", AnyOf: "any", Not: "not"}
-    return tags.get(type(value), "compare")
-
-
-Expr = Annotated[
-    Annotated[All, Tag("all")]
-    | Annotated[AnyOf, Tag("any")]
-    | Annotated[Not, Tag("not")]
-    | Annotated[Compare, Tag("compare")],
-    Discriminator(_expr_tag),
-]
-
-
-def referenced_questions(expr: Expr) -> tuple[str, ...]:
-    """Question ids an expression reads, in order of first appearance."""
-    seen: dict[str, None] = {}
-
-    def walk(node: Expr) -> None:
-        match node:
-            case Compare():
-                seen.setdefault(node.q, None)
-            case All():
-                for part in node.all:
-                    walk(part)
-            case AnyOf():
-                for part in node.any:
-                    walk(part)
-            case Not():
-                walk(node.not_)
-
-    walk(expr)
-    return tuple(seen)
-
-
-def comparisons(expr: Expr) -> tuple[Compare, ...]:
-    """Every comparison of an expression, in rule order."""
-    match expr:
-        case Compare():
-            return (expr,)
-        case All():
-            return tuple(c for part in expr.all for c in comparisons(part))
-        case AnyOf():
-            return tuple(c for part in expr.any for c in comparisons(part))
-        case Not():
-            return comparisons(expr.not_)
-    return ()
-
 
 # --- questions --------------------------------------------------------------------------------
 
 
-class Option(_Frozen):
+class Option(Frozen):
     """One choice of a single-choice question."""
 
     id: str
     text: Text
 
 
-class Bounds(_Frozen):
+class Bounds(Frozen):
     """Plausibility bounds in the question's canonical unit.
 
     Outside ``min``/``max`` a value is impossible and refused; outside ``soft_min``/``soft_max``
@@ -228,8 +47,8 @@ class Bounds(_Frozen):
     soft_max: Decimal | None = None
 
 
-class _QuestionBase(_Frozen):
-    id: str = Field(pattern=_ID_PATTERN)
+class _QuestionBase(Frozen):
+    id: str = Field(pattern=ID_PATTERN)
     text: Text
     short: Text | None = None
     aliases: tuple[str, ...] = ()
@@ -250,7 +69,7 @@ class YesNoQuestion(_QuestionBase):
     """
 
     kind: Literal["yes_no"]
-    group: str | None = Field(default=None, pattern=_ID_PATTERN)
+    group: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 class ChoiceQuestion(_QuestionBase):
@@ -299,14 +118,14 @@ Question = Annotated[
 # --- derived values, criteria and the protocol ------------------------------------------------
 
 
-class Derived(_Frozen):
+class Derived(Frozen):
     """A value the protocol computes from answers and never asks (``flows.formula``).
 
     ``formula`` is checked by ``prescreen protocol check``; ``method`` names it for readers
     ("Cockcroft–Gault").
     """
 
-    id: str = Field(pattern=_ID_PATTERN)
+    id: str = Field(pattern=ID_PATTERN)
     short: Text
     unit: str
     formula: str
@@ -341,7 +160,7 @@ class Derived(_Frozen):
         return tuple(dict.fromkeys(node.id for node in names))
 
 
-class Criterion(_Frozen):
+class Criterion(Frozen):
     """One eligibility criterion, with its number and wording exactly as in the protocol.
 
     For an inclusion criterion the rule says what must hold; for an exclusion criterion it says
@@ -391,7 +210,7 @@ class Criterion(_Frozen):
         return {}
 
 
-class Protocol(_Frozen):
+class Protocol(Frozen):
     """A trial's eligibility screen."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
@@ -483,8 +302,3 @@ class Protocol(_Frozen):
     def label(self) -> str:
         """``id v<version>`` for lists and logs."""
         return f"{self.id} v{self.version}"
-
-
-All.model_rebuild()
-AnyOf.model_rebuild()
-Not.model_rebuild()

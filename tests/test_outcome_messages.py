@@ -30,10 +30,11 @@ from flows import (
     step,
     verdict_of,
 )
+from flows.expressions import comparisons
 from flows.loader import BUNDLED_DIR
 from flows.render import outcome_text, question_label
 from flows.rules import truth
-from flows.schema import LabQuestion, Question, comparisons
+from flows.schema import LabQuestion, Question
 from flows.showing import answer_text
 from flows.units import ANALYTES
 from flows.values import fmt_near
