@@ -17,6 +17,14 @@ from urllib.parse import parse_qsl
 from tests.telegram_fake import BOT_USER
 
 
+class _Server(ThreadingHTTPServer):
+    # The bots under test open many connections at once; the default backlog of 5 refuses some
+    # of them when the machine is busy (several test workers), which a bot sees as a network
+    # error that a real Bot API would not cause.
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class FakeBotAPIServer:
     """Start with :meth:`start`; point the bot's base URL at :attr:`base_url`."""
 
@@ -54,7 +62,7 @@ class FakeBotAPIServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
