@@ -278,12 +278,19 @@ def run(protocol: Protocol, model: Screening, at: str, trigger: str) -> str | No
         held (the move is refused and the screening stays where it was).
     """
     machine = machine_for(protocol)
+    own = set(vars(model))
     machine.add_model(model, initial=at)
     try:
         fired: bool = machine.events[trigger].trigger(model)
         return model.state if fired else None
     finally:
         machine.remove_model(model)
+        # ``remove_model`` leaves the convenience methods ``add_model`` bound to the model
+        # (``next``, ``is_<state>``, …): each holds the model, so every step would leave a
+        # few hundred objects in reference cycles for the garbage collector. Dropping them
+        # lets reference counting free the model at once.
+        for name in set(vars(model)) - own:
+            delattr(model, name)
 
 
 __all__ = [
