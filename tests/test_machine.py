@@ -194,3 +194,23 @@ def test_results_arriving_stop_at_each_unknown_answer_in_turn(seed: Protocol) ->
     assert resumed.at == "lvef" and resumed.revisiting
     after_lvef = step(seed, resumed, Answer("lvef", UNKNOWN))
     assert after_lvef.state.at == "platelets"  # "unknown" again is settled; on to the next
+
+
+def test_a_step_leaves_no_reference_cycle_behind() -> None:
+    """Taken off the machine, a screening is freed by reference counting alone: the methods
+    ``add_model`` bound to it would otherwise leave it in cycles for the garbage collector."""
+    import gc
+    import weakref
+
+    from flows.machine import Screening, run
+
+    protocol = PROTOCOLS[0]
+    model = Screening(protocol, {}, {})
+    alive = weakref.ref(model)
+    gc.disable()
+    try:
+        run(protocol, model, protocol.questions[0].id, "next")
+        del model
+        assert alive() is None
+    finally:
+        gc.enable()
