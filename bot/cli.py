@@ -24,8 +24,8 @@ from bot.cli_base import (
 from bot.container import Container
 from flows.diagram import mermaid
 from flows.loader import check_protocol_file
+from reports.chain import ChainReport, verify_entries
 from reports.replay import verify
-from storage.audit import ChainReport, verify_entries
 from storage.db import (
     current_revision,
     head_revision,

@@ -17,9 +17,10 @@ import orjson
 
 from flows.catalogue import tr
 from flows.text import Lang
+from reports.chain import ChainReport, verify_chain
 from reports.pdf import Paragraph, PdfDocument, PdfRenderer, Style, render_pdf
 from reports.transcript import Person, Transcript
-from storage.audit import ChainLink, ChainReport, verify_chain
+from storage.audit import ChainLink
 
 # Transcripts are the record an auditor reads: in English, whatever the bot's language.
 EN: Lang = "en"

@@ -31,8 +31,9 @@ from flows import (
     step,
 )
 from flows.dialog import Event
+from flows.trail import step_events
 from flows.values import value_from_json, value_to_json
-from storage.audit import step_events, verify_entries
+from reports.chain import verify_entries
 from storage.records import AnswerEntry, AuditEntry, DecisionEntry, Screening
 from storage.repository import Repository
 

@@ -25,8 +25,8 @@ from flows.render import (
 from flows.showing import answer_text
 from flows.text import Lang
 from flows.values import value_from_json
+from reports.chain import ChainReport, verify_entries
 from reports.replay import check
-from storage.audit import ChainReport, verify_entries
 from storage.records import CLOSE_STATUSES, AuditEntry, Screening, Staff
 from storage.repository import Repository
 

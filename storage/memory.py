@@ -18,7 +18,8 @@ from flows import (
     Step,
 )
 from flows.dialog import Event
-from storage.audit import GENESIS, next_link, step_events
+from flows.trail import step_events
+from storage.audit import GENESIS, next_link
 from storage.clock import utc_now
 from storage.records import (
     CLOSE_STATUSES,

@@ -30,8 +30,9 @@ from flows import (
 )
 from flows.dialog import Event
 from flows.showing import format_actual
+from flows.trail import step_events
 from flows.values import LabResult, Quantity, value_from_json, value_to_json
-from storage.audit import next_link, step_events
+from storage.audit import next_link
 from storage.clock import utc_now
 from storage.db import unavailable_as_storage_error, writer
 from storage.records import (

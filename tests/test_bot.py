@@ -11,7 +11,7 @@ import pytest
 
 from bot.application import MENU
 from flows import Protocol
-from storage.audit import verify_entries
+from reports.chain import verify_entries
 from storage.records import Screening
 from tests.bot_fixtures import ADMIN, ALICE, CHEN, STRANGER, BotWorld, start_world
 from tests.telegram_fake import Chat

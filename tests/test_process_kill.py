@@ -15,7 +15,7 @@ from flows import Protocol
 from flows.schema import ChoiceQuestion, YesNoQuestion
 from flows.showing import answer_text
 from flows.values import value_to_json
-from storage.audit import verify_entries
+from reports.chain import verify_entries
 from storage.db import make_engine, upgrade
 from storage.records import Role, Staff
 from storage.sql import SqlRepository

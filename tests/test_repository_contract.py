@@ -18,7 +18,7 @@ from flows import (
     start,
     step,
 )
-from storage.audit import verify_entries
+from reports.chain import verify_entries
 from storage.records import CodeTaken, DuplicateUpdate, Role, Screening, Staff, StaleWrite
 from storage.repository import Repository
 from tests.flows_helpers import ELIGIBLE_WOMAN, parsed

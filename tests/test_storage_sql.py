@@ -18,7 +18,7 @@ from flows import (
     Protocol,
     step,
 )
-from storage.audit import verify_entries
+from reports.chain import verify_entries
 from storage.db import (
     SchemaOutdated,
     current_revision,

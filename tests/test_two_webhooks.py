@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from flows import Protocol
 from flows.schema import ChoiceQuestion, YesNoQuestion
 from flows.showing import answer_text
-from storage.audit import verify_entries
+from reports.chain import verify_entries
 from storage.db import make_engine, upgrade
 from storage.records import Role, Staff, state_to_json
 from storage.sql import SqlRepository
