@@ -23,7 +23,9 @@ from bot.cli_base import (
 )
 from bot.container import Container
 from flows.diagram import mermaid
-from flows.loader import check_protocol_file
+from flows.joint import concept_conflicts
+from flows.loader import BUNDLED_DIR, check_protocol_file
+from flows.schema import Protocol
 from reports.chain import ChainReport, verify_entries
 from reports.replay import verify
 from storage.db import (
@@ -48,10 +50,32 @@ def protocol_check(file: FileArg) -> None:
         typer.echo(f"{file}: {finding}", err=True)
     if protocol is None or any(f.severity == "error" for f in findings):
         raise typer.Exit(1)
+    # A concept must mean the same in every trial a site screens together: compared with the
+    # bundled protocols and the others in the file's folder.
+    conflicts = [
+        line
+        for other in _protocols_beside(file)
+        if other.digest != protocol.digest
+        for line in concept_conflicts([protocol, other])
+    ]
+    for line in conflicts:
+        typer.echo(f"{file}: error: {line}", err=True)
+    if conflicts:
+        raise typer.Exit(1)
     typer.echo(
         f"{file}: OK — {protocol.label}, {len(protocol.questions)} questions, "
         f"{len(protocol.criteria)} criteria, sha256 {protocol.digest}"
     )
+
+
+def _protocols_beside(file: Path) -> list[Protocol]:
+    """The bundled protocols and the valid ones in ``file``'s folder."""
+    found: list[Protocol] = []
+    for path in [*sorted(BUNDLED_DIR.glob("*.yaml")), *sorted(file.parent.glob("*.yaml"))]:
+        other, findings = check_protocol_file(path)
+        if other is not None and not any(f.severity == "error" for f in findings):
+            found.append(other)
+    return found
 
 
 @protocol_app.command("diagram", cls=PlainUsage)

@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from flows.checks import Finding, check_protocol
+from flows.joint import concept_conflicts
 from flows.schema import Protocol
 
 BUNDLED_DIR = Path(__file__).parent / "protocols"
@@ -221,10 +222,18 @@ def _version_key(version: str) -> tuple[tuple[int, str], ...]:
 
 
 def load_catalog(directories: Iterable[Path] = (BUNDLED_DIR,)) -> Catalog:
-    """Load every ``*.yaml`` protocol in the given directories (bundled ones by default)."""
+    """Load every ``*.yaml`` protocol in the given directories (bundled ones by default).
+
+    Raises:
+        ProtocolError: A protocol file is invalid.
+        ValueError: Two protocols use a ``concept`` with different meanings.
+    """
     protocols: dict[str, Protocol] = {}
     for directory in directories:
         for path in sorted(directory.glob("*.yaml")):
             protocol = load_protocol(path)
             protocols.setdefault(protocol.digest, protocol)
+    conflicts = concept_conflicts(list(protocols.values()))
+    if conflicts:
+        raise ValueError("protocols disagree on a shared concept: " + "; ".join(conflicts))
     return Catalog(tuple(protocols.values()))

@@ -54,6 +54,10 @@ class _QuestionBase(Frozen):
     aliases: tuple[str, ...] = ()
     help: Text | None = None
     relevant_if: Expr | None = None
+    concept: str | None = Field(default=None, pattern=ID_PATTERN)
+    """What the question measures, shared with other trials (``age``, ``bilirubin_uln``): in a
+    pass over several trials, a concept is asked once and its answer serves every trial that
+    reads it (``flows.joint``)."""
 
     @property
     def label(self) -> Text:

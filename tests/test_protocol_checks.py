@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from flows import ProtocolError, load_catalog, load_protocol
-from flows.loader import validate_protocol
+from flows.loader import BUNDLED_DIR, validate_protocol
 from tests.conftest import SEED_FILE
 
 
@@ -166,3 +166,25 @@ def test_cli_diagram_is_mermaid() -> None:
         "next [!asks_childbearing_potential]"
     ) in result.output
     assert "contraception --> eligible: next [answered & all_met]" in result.output
+
+
+def test_cli_check_refuses_a_concept_that_means_something_else_elsewhere(tmp_path: Path) -> None:
+    """A shared concept is compared with the bundled trials and the file's neighbours."""
+    text = (BUNDLED_DIR / "thiscart19a_bridge_v1.yaml").read_text(encoding="utf-8")
+    text = text.replace("id: thiscart19a-bridge", "id: other-trial", 1)
+    mine = tmp_path / "other.yaml"
+    # Body weight declared as the seed trial's LVEF concept (kg where the seed trial means %).
+    clash = text.replace("    concept: lvef\n", "", 1).replace(
+        "  - id: weight\n    kind: number\n",
+        "  - id: weight\n    kind: number\n    concept: lvef\n",
+    )
+    mine.write_text(clash, encoding="utf-8")
+    result = runner.invoke(app, ["protocol", "check", str(mine)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{mine}: error: concept lvef: other-trial question weight is a number in kg, "
+        f"but {trial} question lvef is a number in %"
+        for trial in ("cd19-cart-ball-consolidation", "thiscart19a-bridge")
+    ]
+    mine.write_text(text, encoding="utf-8")  # the same concepts as the bundled trial: agreed
+    assert runner.invoke(app, ["protocol", "check", str(mine)]).exit_code == 0
