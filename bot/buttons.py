@@ -10,7 +10,7 @@ from telegram import Message as TelegramMessage
 from telegram.error import TelegramError
 
 from bot.callbacks import Action, decode
-from bot.commands import ask_code, begin
+from bot.commands import ask_code, begin_together
 from bot.conversation import ChoosingTrial, Idle
 from bot.i18n import t
 from bot.outgoing import remove_buttons
@@ -47,18 +47,18 @@ async def on_button(shell: Shell, update: Update, context: Context) -> None:
         await shell.send(update, context, t("language_set", chosen))
         return
     if data.action is Action.TRIAL:
-        protocols = shell.service.catalog.current()
-        if data.index() >= len(protocols):
+        trials = shell.service.catalog.current()
+        if data.arg != "all" and data.index() >= len(trials):
             await refuse_tap(query, lang, "no such trial")
             return
         await acknowledge(query)
         phase = shell.conversation(context).phase
-        protocol = protocols[data.index()]
+        picked = trials if data.arg == "all" else (trials[data.index()],)
         if isinstance(phase, ChoosingTrial) and phase.code:  # /new CODE: the code was given
             await shell.keep(context, shell.conversation(context).but(phase=Idle()))
-            await begin(shell, update, context, protocol, phase.code)
+            await begin_together(shell, update, context, picked, phase.code)
         else:
-            await ask_code(shell, update, context, protocol)
+            await ask_code(shell, update, context, *picked)
         return
     screening = await shell.screening(context, data.screening_id)
     if screening is None or not can_access(staff, screening):

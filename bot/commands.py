@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from telegram import Update
@@ -12,6 +13,7 @@ from bot.callbacks import Action, Callback
 from bot.conversation import AwaitingCode, ChoosingTrial, Closing, ClosingReason
 from bot.i18n import t
 from bot.keyboards import keyboard, tap
+from bot.passes import begin_pass
 from bot.screens import ago, answered_rows, staff_line
 from bot.service import AlreadyProcessed, can_access, withdraw_access
 from bot.shell import Context, Shell
@@ -45,7 +47,9 @@ async def cmd_new(shell: Shell, update: Update, context: Context) -> None:
     if len(protocols) > 1:
         phase = ChoosingTrial(code=code)
         await shell.keep(context, shell.conversation(context).but(phase=phase))
-        rows = [
+        # All of them together first: the common case at a site, one tap.
+        together = t("b_all_trials", lang, n=len(protocols))
+        rows = [[tap(together, Callback(Action.TRIAL, 0, 0, "all"))]] + [
             [tap(p.title.get(lang)[:60], Callback(Action.TRIAL, 0, 0, str(i)))]
             for i, p in enumerate(protocols)
         ]
@@ -57,9 +61,11 @@ async def cmd_new(shell: Shell, update: Update, context: Context) -> None:
     await ask_code(shell, update, context, protocols[0])
 
 
-async def ask_code(shell: Shell, update: Update, context: Context, protocol: Protocol) -> None:
+async def ask_code(
+    shell: Shell, update: Update, context: Context, protocol: Protocol, *also: Protocol
+) -> None:
     """Ask for the new screening's code; the next text is taken as the code."""
-    phase = AwaitingCode(protocol_digest=protocol.digest)
+    phase = AwaitingCode(protocol_digest=protocol.digest, also=tuple(p.digest for p in also))
     await shell.keep(context, shell.conversation(context).but(phase=phase))
     await shell.send(update, context, t("ask_code", shell.lang(update, context)))
 
@@ -87,6 +93,40 @@ async def begin(
         return
     trial = short_title(protocol, lang)
     await shell.show(update, context, created, t("started", lang, code=created.code, trial=trial))
+
+
+async def begin_together(
+    shell: Shell, update: Update, context: Context, protocols: Sequence[Protocol], code: str
+) -> None:
+    """Start a pass over several trials with ``code``; an unusable code is asked for again."""
+    if len(protocols) == 1:
+        await begin(shell, update, context, protocols[0], code)
+        return
+    lang, staff = shell.lang(update, context), shell.staff(context)
+    created = await shell.db(
+        begin_pass,
+        shell.service,
+        code,
+        protocols,
+        actor=staff.telegram_id,
+        update_id=update.update_id,
+        site=staff.site,
+    )
+    if isinstance(created, AlreadyProcessed):
+        return
+    if not isinstance(created, list):
+        phase = AwaitingCode(
+            protocol_digest=protocols[0].digest, also=tuple(p.digest for p in protocols[1:])
+        )
+        await shell.keep(context, shell.conversation(context).but(phase=phase))
+        await shell.send(update, context, render(created, lang) + "\n" + t("ask_code", lang))
+        return
+    await shell.db(shell.repo.set_current_screening, staff.telegram_id, created[0].id)
+    trials = "\n".join(
+        f"• {s.code} ({short_title(p, lang)})" for s, p in zip(created, protocols, strict=True)
+    )
+    text = t("started_pass", lang, code=code.strip(), n=len(protocols), trials=trials)
+    await shell.show(update, context, created[0], text)
 
 
 async def cmd_resume(shell: Shell, update: Update, context: Context) -> None:

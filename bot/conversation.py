@@ -84,6 +84,8 @@ class AwaitingCode(_Frozen):
 
     kind: Literal["awaiting_code"] = "awaiting_code"
     protocol_digest: str
+    also: tuple[str, ...] = ()
+    """The other trials screened in the same pass (their protocol digests), if any."""
 
 
 class Confirming(_Frozen):

@@ -7,6 +7,7 @@ A value the service wants confirmed, or given a reason for, is held in the chat'
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -16,6 +17,7 @@ from bot.conversation import CHECKLIST_MARK, ChoosingReason, Confirming, Convers
 from bot.i18n import t
 from bot.keyboards import keyboard, tap
 from bot.outgoing import send_text
+from bot.passes import members, pass_of, pool, shared_steps
 from bot.screens import reason_buttons, review_screen
 from bot.service import (
     AlreadyProcessed,
@@ -31,6 +33,7 @@ from bot.service import (
 from bot.shell import Context, Shell, clip, user_data
 from flows import Status
 from flows.messages import render
+from flows.render import trial_standing
 from flows.showing import answer_text
 from storage.records import Role, Screening
 
@@ -77,6 +80,8 @@ async def after(
             stored, more = await apply_prefills(shell, update, context, stored)
             lines += more
             await notify_review(shell, context, screening, stored)
+            stored, more = await move_pass(shell, update, context, stored)
+            lines += more
             await shell.show(update, context, stored, "\n".join(lines))
         case Reask(hint=hint):
             await shell.send(update, context, render(hint, lang))
@@ -196,6 +201,49 @@ async def apply_prefills(
     left = prefill.model_copy(update={"items": waiting}) if waiting else None
     await shell.keep(context, conversation.but(prefill=left))
     return screening, lines
+
+
+async def move_pass(
+    shell: Shell, update: Update, context: Context, screening: Screening
+) -> tuple[Screening, list[str]]:
+    """After an answer in one trial of a pass, move every open trial on with the shared answers.
+
+    Returns:
+        The screening to show next (this one while it is open, else the first trial still
+        asking) and one line with each trial's standing.
+    """
+    if pass_of(screening) is None:
+        return screening, []
+    lang, actor = shell.lang(update, context), shell.staff(context).telegram_id
+    trials = await shell.db(members, shell.service, screening)
+    trials = [screening if trial.id == screening.id else trial for trial in trials]
+    shared = pool(shell.service, trials)
+    for index, trial in enumerate(trials):
+        current = trial
+        # Each shared answer recorded at its own question, as if typed there: the engine
+        # planned it on the loop, each step stored in a database thread, in order.
+        for planned in shared_steps(shell.service, trial, shared, actor):
+            outcome = await shell.record(replace(planned, screening=current), None)
+            if not isinstance(outcome, Recorded):
+                break
+            current = outcome.screening
+        if current is not trial:
+            await notify_review(shell, context, trial, current)
+        trials[index] = current
+    shown = next((t for t in trials if t.id == screening.id), screening)
+    if shown.state.finished:
+        asking = next((t for t in trials if t.unfinished and not t.state.finished), None)
+        if asking is not None:
+            shown = asking
+            await shell.db(shell.repo.set_current_screening, actor, asking.id)
+            user_data(context)["current"] = asking
+    standing = " · ".join(
+        trial_standing(shell.service.protocol_for(t), t.state, lang) for t in trials
+    )
+    lines = [standing]
+    if all(t.state.finished for t in trials) and sum(t.unfinished for t in trials) > 1:
+        lines.append(t("pass_decided", lang))
+    return shown, lines
 
 
 async def notify_review(

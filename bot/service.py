@@ -98,7 +98,8 @@ class ScreeningService:
 
     def check_code(self, code: str) -> Message | None:
         """Refuse codes that do not match the pattern or could be a person's name."""
-        if not self._code.fullmatch(code) or not _HAS_DIGIT.search(code):
+        # "/" joins a pass's code to its trials' ids (``bot.passes``), whatever the pattern.
+        if not self._code.fullmatch(code) or not _HAS_DIGIT.search(code) or "/" in code:
             return msg("code_invalid")
         return None
 
@@ -120,6 +121,8 @@ class ScreeningService:
         problem = self.check_code(code)
         if problem is not None:
             return problem
+        if any(self.repo.find_screening(f"{code}/{p.id}") for p in self.catalog.current()):
+            return msg("code_taken", code=code)  # screened already in a pass over several trials
         try:
             return self.repo.create_screening(
                 code,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from telegram import Update
 
 from bot.callbacks import Action, Callback
-from bot.commands import begin
+from bot.commands import begin_together
 from bot.conversation import (
     AwaitingCode,
     ClosingReason,
@@ -74,11 +74,12 @@ async def _awaited(
 ) -> None:
     lang, staff = shell.lang(update, context), shell.staff(context)
     if isinstance(phase, AwaitingCode):
-        protocol = shell.service.catalog.by_digest(phase.protocol_digest)
-        if protocol is None:  # a protocol no longer loaded since the code was asked for
+        found = [shell.service.catalog.by_digest(d) for d in (phase.protocol_digest, *phase.also)]
+        protocols = [p for p in found if p is not None]
+        if len(protocols) < len(found):  # a protocol no longer loaded since the code was asked
             await shell.send(update, context, t("no_current", lang))
             return
-        await begin(shell, update, context, protocol, text)
+        await begin_together(shell, update, context, protocols, text)
         return
 
     sid = phase.held.screening_id if isinstance(phase, TypingReason) else phase.screening_id

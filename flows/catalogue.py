@@ -161,6 +161,10 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
     "status_needs_review": {"en": "needs investigator review", "zh": "待研究者裁定"},
     "status_pending": {"en": "pending results", "zh": "待结果"},
     "status_eligible": {"en": "eligible", "zh": "符合"},
+    "standing_excluded": {
+        "en": "not eligible, criterion {number} ({why})",
+        "zh": "不符合，标准 {number}（{why}）",
+    },
     # --- The legend of a summary's marks.
     "legend_approved": {
         "en": "☑️ {name} — not met, approved by the investigator: {reason}",
@@ -358,6 +362,15 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
     "role_needed": {"en": "This needs the {role} role.", "zh": "此操作需要{role}角色。"},
     "ask_code": {"en": "Screening code of the new screening?", "zh": "请输入新筛选的筛选编号："},
     "choose_trial": {"en": "Which trial?", "zh": "哪个试验？"},
+    "b_all_trials": {"en": "All {n} trials together", "zh": "全部 {n} 个试验一起筛选"},
+    "started_pass": {
+        "en": "Screening {code} started against {n} trials, shared questions asked once:\n{trials}",
+        "zh": "筛选 {code} 已开始，同时筛选 {n} 个试验，共同的问题只问一次：\n{trials}",
+    },
+    "pass_decided": {
+        "en": "Every trial is decided. Each is closed on its own: open the others with /resume.",
+        "zh": "所有试验均已得出结论。每个试验需分别完成：用 /resume 打开其他试验。",
+    },
     "started": {
         "en": "Screening {code} started ({trial}).",
         "zh": "筛选 {code} 已开始（{trial}）。",

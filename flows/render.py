@@ -192,6 +192,28 @@ def short_title(protocol: Protocol, lang: Lang) -> str:
     return (protocol.summary or protocol.title).get(lang)
 
 
+def trial_standing(protocol: Protocol, state: ScreeningState, lang: Lang) -> str:
+    """One trial of a pass in a few words.
+
+    For example "ThisCART19A bridge: not eligible, criterion 3 (Intention to HSCT: No)".
+    """
+    verdict = verdict_of(protocol, state)
+    title = short_title(protocol, lang)
+    if not state.finished:
+        return f"{title}: {status_label(Status.IN_PROGRESS, lang)}"
+    said = status_label(verdict.status, lang)
+    if verdict.status is Status.INELIGIBLE and verdict.excluded_by:
+        cv = verdict.excluded_by[0]
+        number = criterion_number(protocol, cv.criterion_id)
+        why = [
+            f"{question_label(protocol, c.question_id, lang)}: "
+            f"{answer_text(protocol, c.question_id, state.answers.get(c.question_id), lang)}"
+            for c in cv.against[:1]
+        ]
+        said = word("standing_excluded", lang, number=number, why="; ".join(why))
+    return f"{title}: {said}"
+
+
 def where_it_stands(protocol: Protocol, state: ScreeningState, lang: Lang) -> str:
     """A few words for lists: "question 9", or the outcome ("pending results")."""
     if current_question(protocol, state) is None:

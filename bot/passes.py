@@ -1,0 +1,146 @@
+"""A patient screened against several trials in one pass (``flows.joint``), as stored.
+
+Each trial is a screening of its own, started together: its own code ``CODE/<trial id>``, its
+own answers, verdict, review, sign-off, audit chain and transcript. What ties them is the code
+before the ``/`` (user codes cannot contain one). An answer given in one trial's screening is
+taken by another when that trial's own dialog reaches the same concept, and is recorded there
+as its own answer, marked with where it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.results import AlreadyProcessed, Planned
+from bot.service import ScreeningService
+from flows import AnswerValue, Protocol, start
+from flows.joint import key_of, take
+from flows.messages import Message, msg
+from storage.records import CodeTaken, DuplicateUpdate, Screening
+
+SEPARATOR = "/"
+SHARED_MARK = "[shared from {code}]"
+"""How a shared answer's raw text begins in the trial that took it (then the value)."""
+
+
+def member_code(code: str, protocol: Protocol) -> str:
+    """The code of one trial's screening in a pass."""
+    return f"{code}{SEPARATOR}{protocol.id}"
+
+
+def pass_of(screening: Screening) -> str | None:
+    """The pass's code when the screening is one trial of a pass."""
+    code, separator, _ = screening.code.partition(SEPARATOR)
+    return code if separator else None
+
+
+def begin_pass(
+    service: ScreeningService,
+    code: str,
+    protocols: Sequence[Protocol],
+    *,
+    actor: int,
+    update_id: int | None = None,
+    site: str | None = None,
+) -> list[Screening] | Message | AlreadyProcessed:
+    """Start one screening per trial, in the order given (the pass asks the first one first).
+
+    Returns:
+        The trials' screenings, or why not (nothing at all for a redelivered update).
+    """
+    code = code.strip()
+    problem = service.check_code(code)
+    if problem is not None:
+        return problem
+    if any(service.repo.find_screening(member_code(code, p)) for p in protocols) or (
+        service.repo.find_screening(code) is not None
+    ):
+        return msg("code_taken", code=code)
+    started: list[Screening] = []
+    try:
+        for index, protocol in enumerate(protocols):
+            started.append(
+                service.repo.create_screening(
+                    member_code(code, protocol),
+                    protocol,
+                    start(protocol),
+                    actor=actor,
+                    update_id=update_id if index == 0 else None,  # claimed once
+                    site=site,
+                )
+            )
+    except CodeTaken:  # taken by a concurrent /new since it was checked
+        return msg("code_taken", code=code)
+    except DuplicateUpdate:
+        return AlreadyProcessed()
+    return started
+
+
+def members(service: ScreeningService, screening: Screening) -> list[Screening]:
+    """Every trial of the screening's pass, in the order of the catalogue.
+
+    A screening in no pass is its own only member.
+    """
+    code = pass_of(screening)
+    if code is None:
+        return [screening]
+    ids = dict.fromkeys(p.id for p in service.catalog.protocols)
+    found = [service.repo.find_screening(f"{code}{SEPARATOR}{pid}") for pid in ids]
+    return [s for s in found if s is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedAnswer:
+    """An answer of the pass that another trial may take: its value and where it was given."""
+
+    value: AnswerValue
+    code: str
+
+
+def pool(service: ScreeningService, trials: Sequence[Screening]) -> dict[str, SharedAnswer]:
+    """The pass's shared answers by concept (a trial's own questions are not shared)."""
+    found: dict[str, SharedAnswer] = {}
+    for trial in trials:
+        protocol = service.protocol_for(trial)
+        for qid, value in trial.state.answers.items():
+            key = key_of(protocol, protocol.questions_by_id[qid])
+            if key.startswith("concept:"):
+                found.setdefault(key, SharedAnswer(value, trial.code))
+    return found
+
+
+def shared_steps(
+    service: ScreeningService,
+    trial: Screening,
+    shared: dict[str, SharedAnswer],
+    actor: int,
+) -> list[Planned]:
+    """The steps that move ``trial`` on with the shared answers its dialog reaches.
+
+    Each step is planned on the state the previous one leaves: store them in order, each on
+    the screening the previous store returned (:attr:`Planned.screening` is only the first's).
+    """
+    if not trial.unfinished or trial.state.finished:
+        return []
+    protocol = service.protocol_for(trial)
+    moved = take(protocol, trial.state, {key: s.value for key, s in shared.items()})
+    planned: list[Planned] = []
+    for event, result in moved.steps:
+        source = shared[key_of(protocol, protocol.questions_by_id[event.question_id])]
+        raw = SHARED_MARK.format(code=source.code)
+        planned.append(Planned(trial, event, result, actor, raw_text=raw))
+    return planned
+
+
+__all__ = [
+    "SEPARATOR",
+    "SHARED_MARK",
+    "SharedAnswer",
+    "begin_pass",
+    "member_code",
+    "members",
+    "pass_of",
+    "pool",
+    "shared_steps",
+]

@@ -1,0 +1,131 @@
+"""A patient screened against both bundled trials in one pass, through Telegram (real
+Application, fake Bot API): shared questions asked once, each trial its own record."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from flows import Catalog, Protocol
+from flows.loader import BUNDLED_DIR, load_protocol
+from reports.chain import verify_entries
+from reports.replay import verify
+from storage.records import Screening
+from tests.bot_fixtures import ALICE, BotWorld
+from tests.telegram_fake import Chat
+from tests.test_bot import ORGAN_AND_BLOOD, restarted
+
+SEED_CODE = "P-301/cd19-cart-ball-consolidation"
+BRIDGE_CODE = "P-301/thiscart19a-bridge"
+
+
+@pytest.fixture
+def bridge() -> Protocol:
+    return load_protocol(BUNDLED_DIR / "thiscart19a_bridge_v1.yaml")
+
+
+@pytest.fixture
+async def both(world: BotWorld, seed: Protocol, bridge: Protocol) -> AsyncIterator[BotWorld]:
+    async with restarted(world, seed, catalog=Catalog((seed, bridge))) as again:
+        yield again
+
+
+def found(world: BotWorld, code: str) -> Screening:
+    screening = world.repo.find_screening(code)
+    assert screening is not None, code
+    return screening
+
+
+async def seed_eligible(alice: Chat) -> list[str]:
+    """The seed trial's questions for an eligible woman, as in a screening of its own."""
+    for label in ("Yes", "Yes", "B-ALL, refractory"):
+        await alice.press(label)
+    await alice.send("2")
+    for label in ("No", "No", "No suitable donor"):
+        await alice.press(label)
+    await alice.send("45")
+    for label in ("Female", "1", "Yes", "Yes"):
+        await alice.press(label)
+    await alice.send(ORGAN_AND_BLOOD)
+    await alice.press("✔ Record")
+    for label in ("Yes", "Yes", "Negative"):
+        await alice.press(label)
+    return await alice.press("Yes")
+
+
+async def test_both_trials_in_one_pass_share_their_common_answers(both: BotWorld) -> None:
+    alice = both.chat(ALICE)
+    assert await alice.send("/new P-301") == ["Which trial?"]
+    started = await alice.press("All 2 trials together")
+    assert "Screening P-301 started against 2 trials, shared questions asked once" in started[0]
+    assert f"• {SEED_CODE} (" in started[0] and f"• {BRIDGE_CODE} (" in started[0]
+
+    # The seed trial first, exactly as alone; then the bridge trial at its own first question.
+    switched = await seed_eligible(alice)
+    assert (
+        ": eligible · ThisCART19A bridging to allo-HSCT in R/R B-ALL: in progress" in (switched[0])
+    )
+    assert BRIDGE_CODE in switched[0]
+    # Consent to this study is its own question; age, sex and ECOG are taken from the pass.
+    after_consent = await alice.press("Yes")
+    assert "intention to proceed to haematopoietic stem cell transplantation" in after_consent[0]
+    asked_of_bridge = " ".join([*switched, *after_consent])
+    assert "Age in years?" not in asked_of_bridge
+    excluded = await alice.press("No")
+    assert (
+        "ThisCART19A bridging to allo-HSCT in R/R B-ALL: not eligible, criterion 3 "
+        "(Intention to HSCT: no)"
+    ) in excluded[0]
+    assert "Every trial is decided." in excluded[0]
+
+    seed_s, bridge_s = found(both, SEED_CODE), found(both, BRIDGE_CODE)
+    assert (seed_s.status, bridge_s.status) == ("eligible", "ineligible")
+    shared = {a.question_id: a.raw_text for a in both.repo.answers(bridge_s.id)}
+    assert shared["age"] == f"[shared from {SEED_CODE}]"
+    assert shared["sex"] == f"[shared from {SEED_CODE}]"
+    assert shared["consent_signed"] != f"[shared from {SEED_CODE}]"
+    ages = [
+        a.value
+        for s in (seed_s, bridge_s)
+        for a in both.repo.answers(s.id)
+        if a.question_id == "age"
+    ]
+    assert len(ages) == 2 and ages[0] == ages[1]
+    for s in (seed_s, bridge_s):
+        assert verify_entries(s.code, both.repo.audit_events(s.code)).ok
+        assert verify(both.repo, s, both.service.protocol_for(s)) == [], s.code
+    # Each trial is closed on its own: the bridge trial's exclusion is confirmed separately.
+    await alice.send("/resume")
+    buttons = [
+        b["text"] for row in alice.last_message()["reply_markup"]["inline_keyboard"] for b in row
+    ]
+    assert any(SEED_CODE in b for b in buttons) and any(BRIDGE_CODE in b for b in buttons)
+
+
+async def test_one_trial_chosen_is_a_screening_of_its_own(both: BotWorld) -> None:
+    alice = both.chat(ALICE)
+    await alice.send("/new P-302")
+    started = await alice.press("Clinical Study on the Efficacy")
+    assert "Screening P-302 started" in started[0]
+    assert found(both, "P-302").protocol_id == "cd19-cart-ball-consolidation"
+    # A code used in a pass cannot start a screening of its own, and the other way round.
+    await alice.send("/new P-301")
+    await alice.press("All 2 trials together")
+    await alice.send("/new P-301")
+    taken = await alice.press("Clinical Study on the Efficacy")
+    assert "P-301" in taken[0] and "already" in taken[0]
+    await alice.send("/new P-302")
+    taken = await alice.press("All 2 trials together")
+    assert "P-302" in taken[0] and "already" in taken[0]
+
+
+async def test_the_pass_in_chinese(both: BotWorld) -> None:
+    alice = both.chat(ALICE, lang="zh")
+    await alice.send("/new P-303")
+    started = await alice.press("全部 2 个试验一起筛选")
+    assert "筛选 P-303 已开始，同时筛选 2 个试验，共同的问题只问一次" in started[0]
+    answered = await alice.press("否")  # no consent to the seed trial: excluded at once
+    assert "不符合，标准 1" in answered[0]
+    assert "进行中" in answered[0]
+    assert BRIDGE_CODE.replace("P-301", "P-303") in answered[0]
