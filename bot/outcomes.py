@@ -17,7 +17,7 @@ from bot.conversation import CHECKLIST_MARK, ChoosingReason, Confirming, Convers
 from bot.i18n import t
 from bot.keyboards import keyboard, tap
 from bot.outgoing import send_text
-from bot.passes import members, pass_of, pool, shared_steps
+from bot.passes import corrections, members, pass_of, pool, shared_steps
 from bot.screens import reason_buttons, review_screen
 from bot.service import (
     AlreadyProcessed,
@@ -25,6 +25,7 @@ from bot.service import (
     Conflict,
     NeedsReason,
     Outcome,
+    Planned,
     Reask,
     Recorded,
     Refused,
@@ -217,16 +218,22 @@ async def move_pass(
     lang, actor = shell.lang(update, context), shell.staff(context).telegram_id
     trials = await shell.db(members, shell.service, screening)
     trials = [screening if trial.id == screening.id else trial for trial in trials]
-    shared = pool(shell.service, trials)
+    # A shared answer corrected here is corrected in every trial that took it, with the same
+    # reason; the answers given here come first in the pool.
+    reasons = {
+        a.question_id: a.change_reason
+        for a in await shell.db(shell.repo.answers, screening.id)
+        if a.status == "superseded"
+    }
+    shared = pool(shell.service, sorted(trials, key=lambda t: t.id != screening.id))
     for index, trial in enumerate(trials):
-        current = trial
         # Each shared answer recorded at its own question, as if typed there: the engine
-        # planned it on the loop, each step stored in a database thread, in order.
-        for planned in shared_steps(shell.service, trial, shared, actor):
-            outcome = await shell.record(replace(planned, screening=current), None)
-            if not isinstance(outcome, Recorded):
-                break
-            current = outcome.screening
+        # planned it on the loop, each step stored in a database thread, in order. A corrected
+        # trial may then reach shared answers it had stopped before.
+        current = await _stored(
+            shell, trial, corrections(shell.service, trial, screening, reasons, actor)
+        )
+        current = await _stored(shell, current, shared_steps(shell.service, current, shared, actor))
         if current is not trial:
             await notify_review(shell, context, trial, current)
         trials[index] = current
@@ -244,6 +251,16 @@ async def move_pass(
     if all(t.state.finished for t in trials) and sum(t.unfinished for t in trials) > 1:
         lines.append(t("pass_decided", lang))
     return shown, lines
+
+
+async def _stored(shell: Shell, screening: Screening, steps: list[Planned]) -> Screening:
+    """Store steps planned one after the other; the screening as the last stored one leaves it."""
+    for planned in steps:
+        outcome = await shell.record(replace(planned, screening=screening), None)
+        if not isinstance(outcome, Recorded):
+            break
+        screening = outcome.screening
+    return screening
 
 
 async def notify_review(

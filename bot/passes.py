@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bot.results import AlreadyProcessed, Planned
 from bot.service import ScreeningService
-from flows import AnswerValue, Protocol, start
+from flows import Answer, AnswerValue, GoBack, Protocol, start, step
 from flows.joint import key_of, take
 from flows.messages import Message, msg
 from storage.records import CodeTaken, DuplicateUpdate, Screening
@@ -133,11 +133,60 @@ def shared_steps(
     return planned
 
 
+def corrections(
+    service: ScreeningService,
+    trial: Screening,
+    source: Screening,
+    reasons: dict[str, str | None],
+    actor: int,
+) -> list[Planned]:
+    """The steps that correct ``trial``'s shared answers that ``source`` now answers otherwise.
+
+    Each is a correction of the trial's own (back to the question, then the new value with the
+    reason given in ``source``), so the trial is evaluated again and reopens if the new value
+    no longer decides it. Closed trials are left as they were closed.
+
+    Args:
+        service: The screening use cases.
+        trial: One trial of the pass.
+        source: The trial in which the answer was corrected.
+        reasons: The reason for the change in ``source``, by its question id.
+        actor: Who corrected it.
+    """
+    if not trial.unfinished or trial.id == source.id:
+        return []
+    protocol, theirs = service.protocol_for(trial), service.protocol_for(source)
+    now = {
+        key_of(theirs, theirs.questions_by_id[qid]): (qid, value)
+        for qid, value in source.state.answers.items()
+    }
+    state, planned = trial.state, []
+    for qid, value in trial.state.answers.items():
+        key = key_of(protocol, protocol.questions_by_id[qid])
+        if not key.startswith("concept:") or key not in now or now[key][1] == value:
+            continue
+        back = step(protocol, state, GoBack(qid))
+        if back.rejected is not None:
+            continue
+        event = Answer(qid, now[key][1])
+        result = step(protocol, back.state, event)
+        if result.rejected is not None:
+            continue
+        raw, reason = SHARED_MARK.format(code=source.code), reasons.get(now[key][0])
+        planned += [
+            Planned(trial, GoBack(qid), back, actor),
+            Planned(trial, event, result, actor, raw_text=raw, reason=reason),
+        ]
+        state = result.state
+    return planned
+
+
 __all__ = [
     "SEPARATOR",
     "SHARED_MARK",
     "SharedAnswer",
     "begin_pass",
+    "corrections",
     "member_code",
     "members",
     "pass_of",

@@ -108,12 +108,15 @@ def take(protocol: Protocol, state: ScreeningState, pool: Mapping[str, AnswerVal
         pool: The pass's answers by :func:`key_of`.
 
     Returns:
-        The trial, at the first question the pool does not answer or in an outcome.
+        The trial, at the first question the pool does not answer (or that it answered
+        already) or in an outcome.
     """
     steps: list[tuple[Answer, Step]] = []
     while (question := protocol.questions_by_id.get(state.at)) is not None:
         key = key_of(protocol, question)
-        if key not in pool:
+        # A question answered already is being corrected, or asked again now that results
+        # have arrived: the coordinator answers it, not the pool.
+        if key not in pool or question.id in state.answers:
             break
         event = Answer(question.id, pool[key])
         result = step(protocol, state, event)

@@ -37,14 +37,14 @@ def found(world: BotWorld, code: str) -> Screening:
     return screening
 
 
-async def seed_eligible(alice: Chat) -> list[str]:
+async def seed_eligible(alice: Chat, age: str = "45") -> list[str]:
     """The seed trial's questions for an eligible woman, as in a screening of its own."""
     for label in ("Yes", "Yes", "B-ALL, refractory"):
         await alice.press(label)
     await alice.send("2")
     for label in ("No", "No", "No suitable donor"):
         await alice.press(label)
-    await alice.send("45")
+    await alice.send(age)
     for label in ("Female", "1", "Yes", "Yes"):
         await alice.press(label)
     await alice.send(ORGAN_AND_BLOOD)
@@ -129,3 +129,37 @@ async def test_the_pass_in_chinese(both: BotWorld) -> None:
     assert "不符合，标准 1" in answered[0]
     assert "进行中" in answered[0]
     assert BRIDGE_CODE.replace("P-301", "P-303") in answered[0]
+
+
+async def test_a_corrected_shared_answer_is_corrected_in_every_trial(both: BotWorld) -> None:
+    """Age 70 suits the seed trial (14-80) but not the bridge trial (14-65); corrected to 45
+    in the bridge trial, it is corrected in the seed trial with the same reason, and the
+    bridge trial reopens at its next question."""
+    alice = both.chat(ALICE)
+    await alice.send("/new P-304")
+    await alice.press("All 2 trials together")
+    await seed_eligible(alice, age="70")
+    excluded = await alice.press("Yes")  # consent to the bridge trial; age 70 taken
+    assert "not eligible, criterion 2 (Age: 70 years)" in excluded[0]
+    seed_code, bridge_code = (c.replace("P-301", "P-304") for c in (SEED_CODE, BRIDGE_CODE))
+    await alice.send("/back")
+    await alice.press("Age: 70")
+    await alice.send("45")
+    reopened = await alice.press("Transcription error")
+    assert "intention to proceed to haematopoietic stem cell transplantation" in reopened[0]
+    assert (
+        ": eligible · ThisCART19A bridging to allo-HSCT in R/R B-ALL: in progress" in (reopened[0])
+    )
+    seed_ages = [
+        (a.raw_text, a.status, a.change_reason)
+        for a in both.repo.answers(found(both, seed_code).id)
+        if a.question_id == "age"
+    ]
+    assert seed_ages == [
+        ("70", "superseded", "Transcription error"),
+        (f"[shared from {bridge_code}]", "active", None),
+    ]
+    for code in (seed_code, bridge_code):
+        s = found(both, code)
+        assert verify(both.repo, s, both.service.protocol_for(s)) == [], code
+    assert found(both, seed_code).status == "eligible"
