@@ -149,7 +149,8 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="CSV of counts by status; its criteria CSV is written beside it. "
+            help="CSV of counts by status; its criteria CSV and the CSV of patients screened "
+            "against several trials are written beside it. "
             "Default: screening-log.csv in the reports folder of the user's data folder "
             "(~/.local/share/prescreen/reports on Linux)."
         ),
@@ -179,7 +180,9 @@ def report(
     out.write_text(log.status_csv(), encoding="utf-8")
     criteria = out.with_name(f"{out.stem}-criteria.csv")
     criteria.write_text(log.criterion_csv(), encoding="utf-8")
-    typer.echo(f"wrote {out} and {criteria}")
+    passes = out.with_name(f"{out.stem}-several-trials.csv")
+    passes.write_text(log.passes_csv(), encoding="utf-8")
+    typer.echo(f"wrote {out}, {criteria} and {passes}")
     if chart is not None:
         log.chart(chart)
         typer.echo(f"wrote {chart}")

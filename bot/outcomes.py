@@ -17,7 +17,7 @@ from bot.conversation import CHECKLIST_MARK, ChoosingReason, Confirming, Convers
 from bot.i18n import t
 from bot.keyboards import keyboard, tap
 from bot.outgoing import send_text
-from bot.passes import corrections, members, pass_of, pool, shared_steps
+from bot.passes import corrections, members, pool, shared_steps
 from bot.screens import reason_buttons, review_screen
 from bot.service import (
     AlreadyProcessed,
@@ -213,7 +213,7 @@ async def move_pass(
         The screening to show next (this one while it is open, else the first trial still
         asking) and one line with each trial's standing.
     """
-    if pass_of(screening) is None:
+    if screening.pass_code is None:
         return screening, []
     lang, actor = shell.lang(update, context), shell.staff(context).telegram_id
     trials = await shell.db(members, shell.service, screening)

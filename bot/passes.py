@@ -17,22 +17,15 @@ from bot.service import ScreeningService
 from flows import Answer, AnswerValue, GoBack, Protocol, start, step
 from flows.joint import key_of, take
 from flows.messages import Message, msg
-from storage.records import CodeTaken, DuplicateUpdate, Screening
+from storage.records import PASS_SEPARATOR, CodeTaken, DuplicateUpdate, Screening
 
-SEPARATOR = "/"
 SHARED_MARK = "[shared from {code}]"
 """How a shared answer's raw text begins in the trial that took it (then the value)."""
 
 
 def member_code(code: str, protocol: Protocol) -> str:
     """The code of one trial's screening in a pass."""
-    return f"{code}{SEPARATOR}{protocol.id}"
-
-
-def pass_of(screening: Screening) -> str | None:
-    """The pass's code when the screening is one trial of a pass."""
-    code, separator, _ = screening.code.partition(SEPARATOR)
-    return code if separator else None
+    return f"{code}{PASS_SEPARATOR}{protocol.id}"
 
 
 def begin_pass(
@@ -82,11 +75,11 @@ def members(service: ScreeningService, screening: Screening) -> list[Screening]:
 
     A screening in no pass is its own only member.
     """
-    code = pass_of(screening)
+    code = screening.pass_code
     if code is None:
         return [screening]
     ids = dict.fromkeys(p.id for p in service.catalog.protocols)
-    found = [service.repo.find_screening(f"{code}{SEPARATOR}{pid}") for pid in ids]
+    found = [service.repo.find_screening(f"{code}{PASS_SEPARATOR}{pid}") for pid in ids]
     return [s for s in found if s is not None]
 
 
@@ -182,14 +175,12 @@ def corrections(
 
 
 __all__ = [
-    "SEPARATOR",
     "SHARED_MARK",
     "SharedAnswer",
     "begin_pass",
     "corrections",
     "member_code",
     "members",
-    "pass_of",
     "pool",
     "shared_steps",
 ]

@@ -41,6 +41,7 @@ from flows.batch import read_answer
 from flows.dialog import Event
 from flows.messages import Message, msg
 from storage.records import (
+    PASS_SEPARATOR,
     CloseKind,
     CodeTaken,
     DuplicateUpdate,
@@ -98,8 +99,8 @@ class ScreeningService:
 
     def check_code(self, code: str) -> Message | None:
         """Refuse codes that do not match the pattern or could be a person's name."""
-        # "/" joins a pass's code to its trials' ids (``bot.passes``), whatever the pattern.
-        if not self._code.fullmatch(code) or not _HAS_DIGIT.search(code) or "/" in code:
+        # The separator joins a pass's code to its trials' ids, whatever the pattern allows.
+        if not self._code.fullmatch(code) or not _HAS_DIGIT.search(code) or PASS_SEPARATOR in code:
             return msg("code_invalid")
         return None
 
@@ -121,7 +122,8 @@ class ScreeningService:
         problem = self.check_code(code)
         if problem is not None:
             return problem
-        if any(self.repo.find_screening(f"{code}/{p.id}") for p in self.catalog.current()):
+        taken = (f"{code}{PASS_SEPARATOR}{p.id}" for p in self.catalog.current())
+        if any(self.repo.find_screening(member) for member in taken):
             return msg("code_taken", code=code)  # screened already in a pass over several trials
         try:
             return self.repo.create_screening(

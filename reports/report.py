@@ -42,9 +42,19 @@ class ScreeningLog:
 
     by_status: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     by_criterion: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+    passes: dict[str, tuple[str, set[str], set[str]]] = field(default_factory=dict)
+    """Patients screened against several trials in one pass: by the pass's code, its period,
+    the trials screened and those the patient fit (kept while counting, never written)."""
 
     def add(self, screening: Screening, protocol: Protocol, period: Period) -> None:
         """Count one screening."""
+        if screening.pass_code is not None:
+            _, trials, fit = self.passes.setdefault(
+                screening.pass_code, (period_of(screening, period), set(), set())
+            )
+            trials.add(screening.protocol_id)
+            if screening.status == "eligible":
+                fit.add(screening.protocol_id)
         key = (screening.protocol_id, period_of(screening, period))
         counts = self.by_status.setdefault(key, Counter())
         counts["screened"] += 1
@@ -71,6 +81,18 @@ class ScreeningLog:
         for (trial, period), counts in sorted(self.by_criterion.items()):
             for number, count in sorted(counts.items()):
                 writer.writerow([trial, period, number, count])
+        return out.getvalue()
+
+    def passes_csv(self) -> str:
+        """Patients screened against several trials in one pass, by the trials they fit."""
+        counts: Counter[tuple[str, str, str]] = Counter()
+        for period, trials, fit in self.passes.values():
+            counts[period, "+".join(sorted(trials)), "+".join(sorted(fit)) or "none"] += 1
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["period", "trials screened", "eligible for", "patients"])
+        for row, count in sorted(counts.items()):
+            writer.writerow([*row, count])
         return out.getvalue()
 
     def chart(self, path: Path) -> None:
@@ -105,7 +127,10 @@ class ScreeningLog:
 def screening_log(
     screenings: Iterable[tuple[Screening, Protocol]], period: Period = "month"
 ) -> ScreeningLog:
-    """Count screenings (streamed; nothing but counts is kept)."""
+    """Count screenings, streamed.
+
+    Nothing but counts is kept, and the codes of passes over several trials while counting.
+    """
     log = ScreeningLog()
     for screening, protocol in screenings:
         log.add(screening, protocol, period)

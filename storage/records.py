@@ -53,6 +53,10 @@ CLOSE_STATUSES: tuple[CloseKind, ...] = ("cancelled", "not_completed")
 """Closing this way replaces the screening's status: its verdict was never reached."""
 
 
+PASS_SEPARATOR = "/"
+"""Joins a pass's code to a trial's id (``S-101/<trial id>``); user codes cannot contain it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Screening:
     """A screening as stored: its protocol version, dialog state and life cycle.
@@ -84,6 +88,12 @@ class Screening:
     def unfinished(self) -> bool:
         """Open for more answers, corrections or decisions."""
         return self.closed_at is None
+
+    @property
+    def pass_code(self) -> str | None:
+        """The code of the pass over several trials this screening is one trial of, if any."""
+        code, separator, _ = self.code.partition(PASS_SEPARATOR)
+        return code if separator else None
 
 
 @dataclass(frozen=True, slots=True)

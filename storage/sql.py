@@ -537,20 +537,11 @@ class SqlRepository:
             self._claim(session, update_id, now)
             row = self._locked(session, screening)
             status = kind if kind in CLOSE_STATUSES else row.status
-            self._append(
-                session,
-                row,
-                [(f"screening_{kind}", {"reason": reason, "status": status})],
-                actor,
-                now,
-            )
+            closed = {"reason": reason, "status": status}
+            self._append(session, row, [(f"screening_{kind}", closed)], actor, now)
             row.status, row.updated_at, row.row_version = status, now, row.row_version + 1
-            row.closed_at, row.close_kind, row.close_reason, row.closed_by = (
-                now,
-                kind,
-                reason,
-                actor,
-            )
+            row.closed_at, row.close_kind = now, kind
+            row.close_reason, row.closed_by = reason, actor
             session.add(row)
             # The closer no longer works on it; anyone else who had it open keeps it.
             staff = session.exec(

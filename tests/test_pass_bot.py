@@ -4,6 +4,7 @@ Application, fake Bot API): shared questions asked once, each trial its own reco
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,6 +12,7 @@ from flows import Catalog, Protocol
 from flows.loader import BUNDLED_DIR, load_protocol
 from reports.chain import verify_entries
 from reports.replay import verify
+from reports.report import screening_log
 from storage.records import Screening
 from tests.bot_fixtures import ALICE, BotWorld
 from tests.telegram_fake import Chat
@@ -95,6 +97,21 @@ async def test_both_trials_in_one_pass_share_their_common_answers(both: BotWorld
     for s in (seed_s, bridge_s):
         assert verify_entries(s.code, both.repo.audit_events(s.code)).ok
         assert verify(both.repo, s, both.service.protocol_for(s)) == [], s.code
+    # The screening log counts each trial, and the patient as screened against both.
+    log = screening_log(
+        (s, both.service.protocol_for(s))
+        for s in both.repo.in_range(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC))
+    )
+    month = datetime.now(UTC).strftime("%Y-%m")
+    assert {trial: c["screened"] for (trial, _), c in log.by_status.items()} == {
+        "cd19-cart-ball-consolidation": 1,
+        "thiscart19a-bridge": 1,
+    }
+    assert log.passes_csv().splitlines() == [
+        "period,trials screened,eligible for,patients",
+        f"{month},cd19-cart-ball-consolidation+thiscart19a-bridge,cd19-cart-ball-consolidation,1",
+    ]
+    assert "P-301" not in log.passes_csv()
     # Each trial is closed on its own: the bridge trial's exclusion is confirmed separately.
     await alice.send("/resume")
     buttons = [
