@@ -51,16 +51,19 @@ def begin_pass(
     ):
         return msg("code_taken", code=code)
     started: list[Screening] = []
+    codes = [member_code(code, p) for p in protocols]
     try:
         for index, protocol in enumerate(protocols):
+            together = {"code": code, "screenings": codes[:index] + codes[index + 1 :]}
             started.append(
                 service.repo.create_screening(
-                    member_code(code, protocol),
+                    codes[index],
                     protocol,
                     start(protocol),
                     actor=actor,
                     update_id=update_id if index == 0 else None,  # claimed once
                     site=site,
+                    noted={**service.offered(), "pass": together},
                 )
             )
     except CodeTaken:  # taken by a concurrent /new since it was checked

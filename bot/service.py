@@ -7,6 +7,7 @@ Invalid input, outdated actions and conflicts are returned as values, never rais
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from bot.access import can_access, can_decide, can_work_on, withdraw_access
 from bot.results import (
@@ -97,6 +98,10 @@ class ScreeningService:
             raise LookupError(f"protocol version {screening.protocol_digest} is not available")
         return protocol
 
+    def offered(self) -> dict[str, Any]:
+        """What a new screening's start records of the site's set-up: the trials active."""
+        return {"offered": [p.id for p in self.catalog.current()]}
+
     def check_code(self, code: str) -> Message | None:
         """Refuse codes that do not match the pattern or could be a person's name."""
         # The separator joins a pass's code to its trials' ids, whatever the pattern allows.
@@ -133,6 +138,7 @@ class ScreeningService:
                 actor=actor,
                 update_id=update_id,
                 site=site,
+                noted=self.offered(),
             )
         except CodeTaken:
             return msg("code_taken", code=code)

@@ -240,6 +240,10 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
         "en": "Screening started on protocol {protocol} v{version} (sha256 {digest})",
         "zh": "按方案 {protocol} v{version}（sha256 {digest}）开始筛选",
     },
+    "event_started_pass": {
+        "en": "; screened in pass {code} together with {codes}",
+        "zh": "；在 {code} 中与 {codes} 一同筛选",
+    },
     "event_answered": {
         "en": "{label}:{wording} answered “{raw}” = {value}",
         "zh": "{label}：{wording} 回答“{raw}” = {value}",

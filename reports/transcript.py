@@ -120,6 +120,10 @@ def describe(protocol: Protocol, kind: str, payload: dict[str, Any]) -> str:
                 version=payload.get("version"),
                 digest=payload.get("digest"),
             )
+            together = payload.get("pass")
+            if isinstance(together, dict):
+                codes = ", ".join(str(c) for c in together.get("screenings", []))
+                text += tr("event_started_pass", EN, code=together.get("code"), codes=codes)
         case "answer_recorded":
             value = _shown(protocol, qid, payload.get("value"))
             text = tr(

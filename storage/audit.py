@@ -14,7 +14,16 @@ from typing import Any
 
 import orjson
 
+from flows import Protocol
+
 GENESIS = "0" * 64
+
+
+def started(protocol: Protocol, at: str, noted: dict[str, Any] | None) -> dict[str, Any]:
+    """A screening's first event: its protocol version, what else is noted, where it starts."""
+    outcome = {"at": at, "status": "in_progress", "excluded_by": []}
+    ids = {"protocol": protocol.id, "version": protocol.version, "digest": protocol.digest}
+    return {**ids, **(noted or {}), "outcome": outcome}
 
 
 def canonical(

@@ -19,7 +19,7 @@ from flows import (
 )
 from flows.dialog import Event
 from flows.trail import step_events
-from storage.audit import GENESIS, next_link
+from storage.audit import GENESIS, next_link, started
 from storage.clock import utc_now
 from storage.records import (
     CLOSE_STATUSES,
@@ -133,6 +133,7 @@ class InMemoryRepository:
         actor: int,
         update_id: int | None = None,
         site: str | None = None,
+        noted: dict[str, Any] | None = None,
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         with self._lock:
@@ -158,18 +159,8 @@ class InMemoryRepository:
             )
             self._screenings[screening.id] = screening
             self._answers[screening.id] = []
-            self._append_audit(
-                code,
-                "screening_started",
-                {
-                    "protocol": protocol.id,
-                    "version": protocol.version,
-                    "digest": protocol.digest,
-                    "outcome": {"at": state.at, "status": "in_progress", "excluded_by": []},
-                },
-                actor,
-                now,
-            )
+            first = started(protocol, state.at, noted)
+            self._append_audit(code, "screening_started", first, actor, now)
             staff = self._staff.get(actor)
             if staff is not None:
                 self._staff[actor] = replace(staff, current_screening_id=screening.id)

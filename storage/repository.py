@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 from typing import Protocol as Interface
 
 from flows import Protocol, ScreeningState, Step
@@ -77,8 +78,11 @@ class Repository(Interface):
         actor: int,
         update_id: int | None = None,
         site: str | None = None,
+        noted: dict[str, Any] | None = None,
     ) -> Screening:
         """Start a screening (at the actor's ``site``) and record its first audit event.
+
+        ``noted`` is recorded in that event too (the trials offered, the pass it belongs to).
 
         The actor, if a staff member, works on it from then on (their current screening), in
         the same transaction.

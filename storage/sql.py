@@ -32,7 +32,7 @@ from flows.dialog import Event
 from flows.showing import format_actual
 from flows.trail import step_events
 from flows.values import LabResult, Quantity, value_from_json, value_to_json
-from storage.audit import next_link
+from storage.audit import next_link, started
 from storage.clock import utc_now
 from storage.db import unavailable_as_storage_error, writer
 from storage.records import (
@@ -382,6 +382,7 @@ class SqlRepository:
         actor: int,
         update_id: int | None = None,
         site: str | None = None,
+        noted: dict[str, Any] | None = None,
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         if protocol.digest not in self._stored:  # versions are never changed or removed
@@ -408,13 +409,8 @@ class SqlRepository:
                     updated_at=now,
                     state=state_to_json(state),
                 )
-                started = {
-                    "protocol": protocol.id,
-                    "version": protocol.version,
-                    "digest": protocol.digest,
-                    "outcome": {"at": state.at, "status": "in_progress", "excluded_by": []},
-                }
-                self._append(session, row, [("screening_started", started)], actor, now)
+                first = [("screening_started", started(protocol, state.at, noted))]
+                self._append(session, row, first, actor, now)
                 session.add(row)
                 session.flush()
                 staff = session.exec(

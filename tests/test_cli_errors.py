@@ -179,10 +179,15 @@ def test_report_writes_to_the_data_folder_or_the_given_path(screened: Path, env:
     code, output = run("report")
     folder = Path(os.environ["XDG_DATA_HOME"]) / "prescreen" / "reports"
     assert code == 0 and f"wrote {folder / 'screening-log.csv'}" in output
-    assert _files(folder) == ["screening-log-criteria.csv", "screening-log.csv"]
+    assert _files(folder) == [
+        "screening-log-criteria.csv",
+        "screening-log-several-trials.csv",
+        "screening-log.csv",
+    ]
     assert _files(env) == before  # nothing in the folder it was run from
     code, _ = run("report", "--out", str(screened / "log.csv"))
-    assert code == 0 and _files(screened) == ["log-criteria.csv", "log.csv"]
+    assert code == 0
+    assert _files(screened) == ["log-criteria.csv", "log-several-trials.csv", "log.csv"]
     code, output = run("report", "--out", str(screened / "missing" / "log.csv"))
     assert code == 2 and "does not exist" in output
     code, output = run("report", "--period", "fortnight")

@@ -13,6 +13,7 @@ from flows.loader import BUNDLED_DIR, load_protocol
 from reports.chain import verify_entries
 from reports.replay import verify
 from reports.report import screening_log
+from reports.transcript import build_transcript
 from storage.records import Screening
 from tests.bot_fixtures import ALICE, BotWorld
 from tests.telegram_fake import Chat
@@ -97,6 +98,17 @@ async def test_both_trials_in_one_pass_share_their_common_answers(both: BotWorld
     for s in (seed_s, bridge_s):
         assert verify_entries(s.code, both.repo.audit_events(s.code)).ok
         assert verify(both.repo, s, both.service.protocol_for(s)) == [], s.code
+    # The start of each trial records the trials active at the site and the pass.
+    first = both.repo.audit_events(BRIDGE_CODE)[0].payload
+    assert first["offered"] == ["cd19-cart-ball-consolidation", "thiscart19a-bridge"]
+    assert first["pass"] == {"code": "P-301", "screenings": [SEED_CODE]}
+    protocol = both.service.protocol_for(bridge_s)
+    transcript = build_transcript(
+        both.repo, bridge_s, protocol, timezone="UTC", now=datetime.now(UTC)
+    )
+    assert transcript.events[0].description.endswith(
+        f"; screened in pass P-301 together with {SEED_CODE}"
+    )
     # The screening log counts each trial, and the patient as screened against both.
     log = screening_log(
         (s, both.service.protocol_for(s))
