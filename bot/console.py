@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bot.passes import advance_now, begin_pass, reasons_of, to_show
 from bot.service import (
     SIGN_MEANING,
     AlreadyProcessed,
@@ -30,6 +31,7 @@ from flows.render import (
     question_text,
     short_title,
     summary,
+    trial_standing,
     where_it_stands,
 )
 from flows.schema import ChoiceQuestion, YesNoQuestion
@@ -212,18 +214,59 @@ class Console:
             rest = answered[int(rest) - 1]
         self._outcome(self.service.go_back(self.screening, rest, actor=self.actor))
 
-    def _choose_protocol(self) -> Protocol | None:
-        """The trial of a new screening: asked when several are loaded."""
+    def _choose_protocols(self) -> tuple[Protocol, ...]:
+        """The trials of a new screening: asked when several are loaded ("a": all together)."""
         protocols = self.service.catalog.current()
         if len(protocols) == 1:
-            return protocols[0]
+            return protocols
+        self.write(f"  a) {tr('b_all_trials', self.lang, n=len(protocols))}")
         for i, p in enumerate(protocols, 1):
             self.write(f"  {i}) {short_title(p, self.lang)}")
-        choice = self.read(f"Which trial? [1-{len(protocols)}] ").strip()
+        choice = self.read(f"{tr('choose_trial', self.lang)} [a, 1-{len(protocols)}] ").strip()
+        if choice.lower() == "a":
+            return protocols
         if choice.isdecimal() and 1 <= int(choice) <= len(protocols):
-            return protocols[int(choice) - 1]
+            return (protocols[int(choice) - 1],)
         self.write("✖ No trial chosen; nothing was started.")
-        return None
+        return ()
+
+    def _begin(self, code: str) -> None:
+        protocols = self._choose_protocols()
+        if len(protocols) > 1:
+            created: object = begin_pass(self.service, code, protocols, actor=self.actor)
+            if isinstance(created, list):
+                self.write(
+                    tr(
+                        "started_pass",
+                        self.lang,
+                        code=code.strip(),
+                        n=len(created),
+                        trials="\n".join(f"• {s.code}" for s in created),
+                    )
+                )
+                created = created[0]
+        elif protocols:
+            created = self.service.begin(code, protocols[0], actor=self.actor)
+        else:
+            return
+        if isinstance(created, Screening):
+            self.screening = created
+            self.prefill = {}
+        elif isinstance(created, Message):  # (the console sends no update ids to repeat)
+            self.write(f"✖ {render(created, self.lang)}")
+
+    def _move_pass(self) -> None:
+        """Move every trial of the pass on with the shared answers, and say where each is."""
+        if self.screening is None or self.screening.pass_code is None:
+            return
+        reasons = reasons_of(self.service.repo.answers(self.screening.id))
+        trials = advance_now(self.service, self.screening, reasons, self.actor)
+        self.screening = to_show(trials, self.screening)
+        self.write(
+            " · ".join(
+                trial_standing(self.service.protocol_for(t), t.state, self.lang) for t in trials
+            )
+        )
 
     def _answer(self, text: str) -> None:
         assert self.screening is not None
@@ -281,15 +324,7 @@ class Console:
         if word == "/help":
             self.write(HELP)
         elif word == "/new":
-            protocol = self._choose_protocol()
-            if protocol is None:
-                return True
-            created = self.service.begin(rest, protocol, actor=self.actor)
-            if isinstance(created, Screening):
-                self.screening = created
-                self.prefill = {}
-            elif isinstance(created, Message):  # (the console sends no update ids to repeat)
-                self.write(f"✖ {render(created, self.lang)}")
+            self._begin(rest)
         elif word == "/resume":
             found = self.service.repo.unfinished(self.actor)
             if rest.isdecimal() and 1 <= int(rest) <= len(found):
@@ -318,6 +353,7 @@ class Console:
                 return True
         else:
             self._answer(line)
+        self._move_pass()
         self.show()
         return True
 

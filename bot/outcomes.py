@@ -7,7 +7,6 @@ A value the service wants confirmed, or given a reason for, is held in the chat'
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -17,7 +16,7 @@ from bot.conversation import CHECKLIST_MARK, ChoosingReason, Confirming, Convers
 from bot.i18n import t
 from bot.keyboards import keyboard, tap
 from bot.outgoing import send_text
-from bot.passes import corrections, members, pool, shared_steps
+from bot.passes import advance, members, reasons_of, to_show
 from bot.screens import reason_buttons, review_screen
 from bot.service import (
     AlreadyProcessed,
@@ -25,7 +24,6 @@ from bot.service import (
     Conflict,
     NeedsReason,
     Outcome,
-    Planned,
     Reask,
     Recorded,
     Refused,
@@ -217,33 +215,22 @@ async def move_pass(
         return screening, []
     lang, actor = shell.lang(update, context), shell.staff(context).telegram_id
     trials = await shell.db(members, shell.service, screening)
-    trials = [screening if trial.id == screening.id else trial for trial in trials]
-    # A shared answer corrected here is corrected in every trial that took it, with the same
-    # reason; the answers given here come first in the pool.
-    reasons = {
-        a.question_id: a.change_reason
-        for a in await shell.db(shell.repo.answers, screening.id)
-        if a.status == "superseded"
-    }
-    shared = pool(shell.service, sorted(trials, key=lambda t: t.id != screening.id))
-    for index, trial in enumerate(trials):
-        # Each shared answer recorded at its own question, as if typed there: the engine
-        # planned it on the loop, each step stored in a database thread, in order. A corrected
-        # trial may then reach shared answers it had stopped before.
-        current = await _stored(
-            shell, trial, corrections(shell.service, trial, screening, reasons, actor)
-        )
-        current = await _stored(shell, current, shared_steps(shell.service, current, shared, actor))
-        if current is not trial:
-            await notify_review(shell, context, trial, current)
-        trials[index] = current
-    shown = next((t for t in trials if t.id == screening.id), screening)
-    if shown.state.finished:
-        asking = next((t for t in trials if t.unfinished and not t.state.finished), None)
-        if asking is not None:
-            shown = asking
-            await shell.db(shell.repo.set_current_screening, actor, asking.id)
-            user_data(context)["current"] = asking
+    reasons = reasons_of(await shell.db(shell.repo.answers, screening.id))
+    # The engine plans each step here, on the event loop; each is stored in a database thread.
+    steps = advance(shell.service, screening, trials, reasons, actor)
+    stored: Outcome | None = None
+    try:
+        while True:
+            stored = await shell.record(steps.send(stored), None)
+    except StopIteration as done:
+        moved: list[Screening] = done.value
+    for before, after in zip(trials, moved, strict=True):
+        if after is not before:
+            await notify_review(shell, context, before, after)
+    trials, shown = moved, to_show(moved, screening)
+    if shown.id != screening.id:
+        await shell.db(shell.repo.set_current_screening, actor, shown.id)
+        user_data(context)["current"] = shown
     standing = " · ".join(
         trial_standing(shell.service.protocol_for(t), t.state, lang) for t in trials
     )
@@ -251,16 +238,6 @@ async def move_pass(
     if all(t.state.finished for t in trials) and sum(t.unfinished for t in trials) > 1:
         lines.append(t("pass_decided", lang))
     return shown, lines
-
-
-async def _stored(shell: Shell, screening: Screening, steps: list[Planned]) -> Screening:
-    """Store steps planned one after the other; the screening as the last stored one leaves it."""
-    for planned in steps:
-        outcome = await shell.record(replace(planned, screening=screening), None)
-        if not isinstance(outcome, Recorded):
-            break
-        screening = outcome.screening
-    return screening
 
 
 async def notify_review(

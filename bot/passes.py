@@ -9,15 +9,21 @@ as its own answer, marked with where it came from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, replace
 
-from bot.results import AlreadyProcessed, Planned
+from bot.results import AlreadyProcessed, Outcome, Planned, Recorded
 from bot.service import ScreeningService
 from flows import Answer, AnswerValue, GoBack, Protocol, start, step
 from flows.joint import key_of, take
 from flows.messages import Message, msg
-from storage.records import PASS_SEPARATOR, CodeTaken, DuplicateUpdate, Screening
+from storage.records import (
+    PASS_SEPARATOR,
+    AnswerEntry,
+    CodeTaken,
+    DuplicateUpdate,
+    Screening,
+)
 
 SHARED_MARK = "[shared from {code}]"
 """How a shared answer's raw text begins in the trial that took it (then the value)."""
@@ -177,13 +183,95 @@ def corrections(
     return planned
 
 
+Advance = Generator[Planned, Outcome | None, list[Screening]]
+"""Steps to store, each sent back what storing it gave; returns the trials as they stand."""
+
+
+def advance(
+    service: ScreeningService,
+    screening: Screening,
+    trials: Sequence[Screening],
+    reasons: dict[str, str | None],
+    actor: int,
+) -> Advance:
+    """After a step in ``screening``, move every open trial of its pass on.
+
+    A shared answer corrected in ``screening`` is corrected first in every trial that took it
+    (:func:`corrections`); then each trial takes the shared answers its dialog reaches
+    (:func:`shared_steps`), ``screening``'s own answers first. The engine works here; the
+    caller stores each step yielded (in a database thread, in the bot) and sends back what
+    storing it gave, so that the next step is planned on the stored screening.
+
+    Args:
+        service: The screening use cases.
+        screening: The trial the step was taken in, as stored.
+        trials: Every trial of its pass (:func:`members`).
+        reasons: The reasons for changes in ``screening``, by question id.
+        actor: Who took the step.
+    """
+    shared = pool(service, sorted(trials, key=lambda t: t.id != screening.id))
+    moved: list[Screening] = []
+    for trial in trials:
+        current = screening if trial.id == screening.id else trial
+        fixes = corrections(service, current, screening, reasons, actor)
+        current = yield from _in_turn(fixes, current)
+        # Corrected, a trial may reach shared answers it had stopped before.
+        current = yield from _in_turn(shared_steps(service, current, shared, actor), current)
+        moved.append(current)
+    return moved
+
+
+def _in_turn(
+    steps: list[Planned], screening: Screening
+) -> Generator[Planned, Outcome | None, Screening]:
+    """Yield each step on the screening the previous one left; stop at one not recorded."""
+    for planned in steps:
+        stored = yield replace(planned, screening=screening)
+        if not isinstance(stored, Recorded):
+            break
+        screening = stored.screening
+    return screening
+
+
+def advance_now(
+    service: ScreeningService, screening: Screening, reasons: dict[str, str | None], actor: int
+) -> list[Screening]:
+    """:func:`advance`, storing each step at once (the console, and tests)."""
+    steps = advance(service, screening, members(service, screening), reasons, actor)
+    stored: Outcome | None = None
+    try:
+        while True:
+            stored = service.store(steps.send(stored))
+    except StopIteration as done:
+        moved: list[Screening] = done.value
+        return moved
+
+
+def to_show(trials: Sequence[Screening], screening: Screening) -> Screening:
+    """The trial to show next: ``screening`` while it asks, else the first trial asking."""
+    here = next((t for t in trials if t.id == screening.id), screening)
+    if not here.state.finished:
+        return here
+    return next((t for t in trials if t.unfinished and not t.state.finished), here)
+
+
+def reasons_of(answers: Sequence[AnswerEntry]) -> dict[str, str | None]:
+    """The reason each question's answer was last changed for, from a screening's answers."""
+    return {a.question_id: a.change_reason for a in answers if a.status == "superseded"}
+
+
 __all__ = [
     "SHARED_MARK",
+    "Advance",
     "SharedAnswer",
+    "advance",
+    "advance_now",
     "begin_pass",
     "corrections",
     "member_code",
     "members",
     "pool",
+    "reasons_of",
     "shared_steps",
+    "to_show",
 ]

@@ -139,7 +139,56 @@ def test_new_asks_which_trial_when_several_are_loaded(seed: Protocol) -> None:
     repo = InMemoryRepository()
     service = ScreeningService(repo, Catalog((seed, other)), DEFAULT_CODE_PATTERN)
     Console(service, actor=0, read=read, write=out.append).run()
-    assert "Which trial? [1-2] " in out
+    assert "Which trial? [a, 1-2] " in out
+    assert "  a) All 2 trials together" in out
     assert "✖ No trial chosen; nothing was started." in out
     screening = repo.find_screening("S-330")
     assert screening is not None and screening.protocol_id == "second_trial"
+
+
+def _pass_session(lines: list[str], lang: str = "en") -> tuple[list[str], Repository]:
+    from flows.loader import BUNDLED_DIR, load_catalog
+    from storage.memory import InMemoryRepository
+
+    out: list[str] = []
+    feed = iter(lines)
+
+    def read(prompt: str) -> str:
+        out.append(prompt)
+        try:
+            return next(feed)
+        except StopIteration:
+            raise EOFError from None
+
+    repo = InMemoryRepository()
+    service = ScreeningService(repo, load_catalog([BUNDLED_DIR]), DEFAULT_CODE_PATTERN)
+    Console(service, actor=0, lang=lang, read=read, write=out.append).run()  # type: ignore[arg-type]
+    return out, repo
+
+
+def test_a_pass_over_both_trials_asks_shared_questions_once() -> None:
+    """The seed trial first; the bridge trial then takes age, sex and ECOG from it."""
+    out, repo = _pass_session(["/new P-330", "a", *ELIGIBLE_WOMAN.values(), "yes", "no", "/quit"])
+    assert any(
+        line.startswith("Screening P-330 started against 2 trials, shared questions asked once:")
+        for line in out
+    )
+    assert sum("Age in years?" in line for line in out) == 1
+    assert (
+        "CD19 CAR-T consolidation in B-ALL patients ineligible for allo-HSCT: eligible · "
+        "ThisCART19A bridging to allo-HSCT in R/R B-ALL: not eligible, criterion 3 "
+        "(Intention to HSCT: no)"
+    ) in out
+    bridge = repo.find_screening("P-330/thiscart19a-bridge")
+    assert bridge is not None and bridge.status == "ineligible"
+    shared = {a.question_id: a.raw_text for a in repo.answers(bridge.id)}
+    assert shared["sex"] == "[shared from P-330/cd19-cart-ball-consolidation]"
+
+
+def test_a_pass_in_chinese() -> None:
+    out, repo = _pass_session(["/new P-331", "a", "否", "/quit"], lang="zh")
+    assert "  a) 全部 2 个试验一起筛选" in out
+    assert any(line.startswith("筛选 P-331 已开始，同时筛选 2 个试验") for line in out)
+    assert any("不符合，标准 1" in line and "进行中" in line for line in out)
+    seed = repo.find_screening("P-331/cd19-cart-ball-consolidation")
+    assert seed is not None and seed.status == "ineligible"
