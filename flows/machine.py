@@ -23,6 +23,7 @@ added to the machine, triggered, removed. Nothing is shared between screenings b
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any, Final
@@ -270,27 +271,68 @@ def machine_for(protocol: Protocol) -> Machine:
     return found
 
 
+class _Seat:
+    """A machine's model, added to it once: a screening takes the seat for one step.
+
+    ``add_model`` binds a method for every state and trigger to the model it adds, which cost
+    more than the step itself when it was done for each step (a transcript's check replays
+    every step). So each machine keeps one model per thread, and a screening sits on it while
+    the machine moves: the conditions are looked up on the screening, and the state the
+    machine sets is the screening's too. A step runs without awaiting, so no other screening
+    can take the seat meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self.sitting: Screening | None = None
+        self._state = ""
+
+    @property
+    def state(self) -> str:
+        """Where the seated screening stands (set by the machine)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._state = value
+        if self.sitting is not None:
+            self.sitting.state = value
+
+    def __getattr__(self, name: str) -> Any:
+        # The conditions (``excludes``, ``asks_<id>``, …): the seated screening's.
+        sitting = self.__dict__.get("sitting")
+        if sitting is None:
+            raise AttributeError(name)
+        return getattr(sitting, name)
+
+
+_SEATS = threading.local()
+
+
+def _seat(protocol: Protocol, machine: Machine) -> _Seat:
+    seats: dict[str, _Seat] = _SEATS.__dict__.setdefault("by_digest", {})
+    seat = seats.get(protocol.digest)
+    if seat is None:
+        seat = seats[protocol.digest] = _Seat()
+        machine.add_model(seat)
+    return seat
+
+
 def run(protocol: Protocol, model: Screening, at: str, trigger: str) -> str | None:
-    """Put one screening on the machine at ``at``, fire ``trigger`` and take it off again.
+    """Seat one screening on the machine at ``at`` and fire ``trigger``.
 
     Returns:
         Where the screening stands afterwards, or ``None`` when no transition's conditions
         held (the move is refused and the screening stays where it was).
     """
     machine = machine_for(protocol)
-    own = set(vars(model))
-    machine.add_model(model, initial=at)
+    seat = _seat(protocol, machine)
+    seat.sitting = model
     try:
-        fired: bool = machine.events[trigger].trigger(model)
+        machine.set_state(at, model=seat)
+        fired: bool = machine.events[trigger].trigger(seat)
         return model.state if fired else None
     finally:
-        machine.remove_model(model)
-        # ``remove_model`` leaves the convenience methods ``add_model`` bound to the model
-        # (``next``, ``is_<state>``, …): each holds the model, so every step would leave a
-        # few hundred objects in reference cycles for the garbage collector. Dropping them
-        # lets reference counting free the model at once.
-        for name in set(vars(model)) - own:
-            delattr(model, name)
+        seat.sitting = None
 
 
 __all__ = [

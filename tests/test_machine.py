@@ -113,14 +113,29 @@ def test_the_rules_are_on_the_transitions(seed: Protocol) -> None:
     assert all(order[d] > order[s] for s, d, label in edges if label.startswith("next"))
 
 
-def test_one_machine_per_protocol_version_and_no_model_stays_on_it(seed: Protocol) -> None:
+def test_one_machine_per_protocol_version_and_no_screening_stays_on_it(seed: Protocol) -> None:
+    """Each thread has one seat on a machine, added once; a screening leaves it after a step."""
+    import threading
+
     assert machine_for(seed) is machine_for(seed)
-    state = start(seed)
-    for _ in range(3):
-        question = current_question(seed, state)
-        assert question is not None
-        state = step(seed, state, Answer(question.id, UNKNOWN)).state
-    assert machine_for(seed).models == []
+
+    def screen() -> None:
+        state = start(seed)
+        for _ in range(3):
+            question = current_question(seed, state)
+            assert question is not None
+            state = step(seed, state, Answer(question.id, UNKNOWN)).state
+
+    screen()
+    seats = list(machine_for(seed).models)
+    screen()
+    assert machine_for(seed).models == seats  # not added again
+    other = threading.Thread(target=screen)
+    other.start()
+    other.join()
+    models = machine_for(seed).models
+    assert len(models) == len(seats) + 1  # the other thread's own seat
+    assert all(getattr(m, "sitting", "") is None for m in models)
 
 
 def test_moves_the_graph_lacks_are_refused(seed: Protocol) -> None:
