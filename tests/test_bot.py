@@ -25,6 +25,11 @@ ORGAN_AND_BLOOD = (
 async def up_to_labs(alice: Chat, code: str = "S-101", age: str = "45") -> None:
     """Answer criteria 1–6 of an eligible woman."""
     await alice.send(f"/new {code}")
+    await criteria_1_to_6(alice, age)
+
+
+async def criteria_1_to_6(alice: Chat, age: str = "45") -> None:
+    """Answer criteria 1–6 of an eligible woman in the screening under way."""
     for label in ("Yes", "Yes", "B-ALL, refractory"):
         await alice.press(label)
     await alice.send("2")

@@ -7,13 +7,21 @@ from bot.console import Console
 from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN
 from flows import Catalog, Protocol
+from flows.text import Lang
 from storage.db import make_engine, upgrade
 from storage.repository import Repository
 from storage.sql import SqlRepository
 from tests.flows_helpers import ELIGIBLE_WOMAN
 
 
-def session(repo: Repository, seed: Protocol, lines: list[str], actor: int = 0) -> list[str]:
+def session(
+    repo: Repository,
+    seed: Protocol | Catalog,
+    lines: list[str],
+    actor: int = 0,
+    lang: Lang = "en",
+) -> list[str]:
+    """The console's output for ``lines`` typed in turn, on the seed trial or a catalogue."""
     out: list[str] = []
     feed: Iterator[str] = iter(lines)
 
@@ -24,8 +32,9 @@ def session(repo: Repository, seed: Protocol, lines: list[str], actor: int = 0) 
         except StopIteration:
             raise EOFError from None
 
-    service = ScreeningService(repo, Catalog((seed,)), DEFAULT_CODE_PATTERN)
-    Console(service, actor=actor, read=read, write=out.append).run()
+    catalog = seed if isinstance(seed, Catalog) else Catalog((seed,))
+    service = ScreeningService(repo, catalog, DEFAULT_CODE_PATTERN)
+    Console(service, actor=actor, lang=lang, read=read, write=out.append).run()
     return out
 
 
@@ -146,24 +155,12 @@ def test_new_asks_which_trial_when_several_are_loaded(seed: Protocol) -> None:
     assert screening is not None and screening.protocol_id == "second_trial"
 
 
-def _pass_session(lines: list[str], lang: str = "en") -> tuple[list[str], Repository]:
+def _pass_session(lines: list[str], lang: Lang = "en") -> tuple[list[str], Repository]:
     from flows.loader import BUNDLED_DIR, load_catalog
     from storage.memory import InMemoryRepository
 
-    out: list[str] = []
-    feed = iter(lines)
-
-    def read(prompt: str) -> str:
-        out.append(prompt)
-        try:
-            return next(feed)
-        except StopIteration:
-            raise EOFError from None
-
     repo = InMemoryRepository()
-    service = ScreeningService(repo, load_catalog([BUNDLED_DIR]), DEFAULT_CODE_PATTERN)
-    Console(service, actor=0, lang=lang, read=read, write=out.append).run()  # type: ignore[arg-type]
-    return out, repo
+    return session(repo, load_catalog([BUNDLED_DIR]), lines, lang=lang), repo
 
 
 def test_a_pass_over_both_trials_asks_shared_questions_once() -> None:

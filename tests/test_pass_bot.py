@@ -17,7 +17,7 @@ from reports.transcript import build_transcript
 from storage.records import Screening
 from tests.bot_fixtures import ALICE, BotWorld
 from tests.telegram_fake import Chat
-from tests.test_bot import ORGAN_AND_BLOOD, restarted
+from tests.test_bot import ORGAN_AND_BLOOD, criteria_1_to_6, restarted
 
 SEED_CODE = "P-301/cd19-cart-ball-consolidation"
 BRIDGE_CODE = "P-301/thiscart19a-bridge"
@@ -42,14 +42,7 @@ def found(world: BotWorld, code: str) -> Screening:
 
 async def seed_eligible(alice: Chat, age: str = "45") -> list[str]:
     """The seed trial's questions for an eligible woman, as in a screening of its own."""
-    for label in ("Yes", "Yes", "B-ALL, refractory"):
-        await alice.press(label)
-    await alice.send("2")
-    for label in ("No", "No", "No suitable donor"):
-        await alice.press(label)
-    await alice.send(age)
-    for label in ("Female", "1", "Yes", "Yes"):
-        await alice.press(label)
+    await criteria_1_to_6(alice, age)
     await alice.send(ORGAN_AND_BLOOD)
     await alice.press("✔ Record")
     for label in ("Yes", "Yes", "Negative"):
