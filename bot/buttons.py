@@ -9,8 +9,8 @@ from telegram import CallbackQuery, Update
 from telegram import Message as TelegramMessage
 from telegram.error import TelegramError
 
-from bot.callbacks import Action, decode
-from bot.commands import ask_code, begin_together
+from bot.callbacks import Action, Callback, decode
+from bot.commands import ask_code, begin_together, trial_chooser
 from bot.conversation import ChoosingTrial, Idle
 from bot.i18n import t
 from bot.outgoing import remove_buttons
@@ -47,18 +47,7 @@ async def on_button(shell: Shell, update: Update, context: Context) -> None:
         await shell.send(update, context, t("language_set", chosen))
         return
     if data.action is Action.TRIAL:
-        trials = shell.service.catalog.current()
-        if data.arg != "all" and data.index() >= len(trials):
-            await refuse_tap(query, lang, "no such trial")
-            return
-        await acknowledge(query)
-        phase = shell.conversation(context).phase
-        picked = trials if data.arg == "all" else (trials[data.index()],)
-        if isinstance(phase, ChoosingTrial) and phase.code:  # /new CODE: the code was given
-            await shell.keep(context, shell.conversation(context).but(phase=Idle()))
-            await begin_together(shell, update, context, picked, phase.code)
-        else:
-            await ask_code(shell, update, context, *picked)
+        await choose_trials(shell, update, context, data)
         return
     screening = await shell.screening(context, data.screening_id)
     if screening is None or not can_access(staff, screening):
@@ -110,6 +99,38 @@ async def on_button(shell: Shell, update: Update, context: Context) -> None:
         await act(Tap(shell, update, context, screening, data))
     finally:
         await spent
+
+
+async def choose_trials(shell: Shell, update: Update, context: Context, data: Callback) -> None:
+    """Tick or untick a trial of a new screening, or start it on the ticked ones."""
+    query = update.callback_query
+    assert query is not None
+    lang = shell.lang(update, context)
+    trials = shell.service.catalog.current()
+    if data.arg != "go" and data.index() >= len(trials):
+        await refuse_tap(query, lang, "no such trial")
+        return
+    phase = shell.conversation(context).phase
+    if not isinstance(phase, ChoosingTrial):  # a chooser from before: every trial ticked
+        phase = ChoosingTrial()
+    if data.arg != "go":
+        toggled = {trials[data.index()].id} ^ set(phase.left_out)
+        phase = phase.model_copy(update={"left_out": tuple(sorted(toggled))})
+        await acknowledge(query)
+        await shell.keep(context, shell.conversation(context).but(phase=phase))
+        text = t("choose_trials", lang)
+        await shell.send(update, context, text, trial_chooser(trials, phase, lang))
+        return
+    picked = [p for p in trials if p.id not in phase.left_out]
+    if not picked:
+        await acknowledge(query, t("no_trial_ticked", lang), alert=True)
+        return
+    await acknowledge(query)
+    if phase.code:  # /new CODE: the code was given
+        await shell.keep(context, shell.conversation(context).but(phase=Idle()))
+        await begin_together(shell, update, context, picked, phase.code)
+    else:
+        await ask_code(shell, update, context, *picked)
 
 
 async def refuse_tap(query: CallbackQuery, lang: Lang, why: str) -> None:

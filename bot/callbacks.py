@@ -67,7 +67,7 @@ _ARGS: dict[Action, re.Pattern[str]] = {
     Action.OPEN: re.compile(""),
     Action.REVIEW: re.compile(""),
     Action.LANGUAGE: re.compile("en|zh"),
-    Action.TRIAL: re.compile(r"\d{1,3}|all"),
+    Action.TRIAL: re.compile(r"\d{1,3}|go"),
     Action.CHECK: re.compile(_INDEX),
     Action.CHECKED: re.compile(""),
     Action.CHECKLIST: re.compile(""),

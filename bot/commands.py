@@ -12,7 +12,7 @@ from telegram import Update
 from bot.callbacks import Action, Callback
 from bot.conversation import AwaitingCode, ChoosingTrial, Closing, ClosingReason
 from bot.i18n import t
-from bot.keyboards import keyboard, tap
+from bot.keyboards import Keyboard, keyboard, tap
 from bot.passes import begin_pass
 from bot.screens import ago, answered_rows, staff_line
 from bot.service import AlreadyProcessed, can_access, withdraw_access
@@ -21,6 +21,7 @@ from flows import Protocol, start, verdict_of
 from flows.dialog import missing
 from flows.messages import render
 from flows.render import question_label, short_title, where_it_stands
+from flows.text import Lang
 from reports.exporters import transcript_json, transcript_pdf
 from reports.transcript import build_transcript
 from storage.records import Role, Screening, Staff
@@ -47,18 +48,35 @@ async def cmd_new(shell: Shell, update: Update, context: Context) -> None:
     if len(protocols) > 1:
         phase = ChoosingTrial(code=code)
         await shell.keep(context, shell.conversation(context).but(phase=phase))
-        # All of them together first: the common case at a site, one tap.
-        together = t("b_all_trials", lang, n=len(protocols))
-        rows = [[tap(together, Callback(Action.TRIAL, 0, 0, "all"))]] + [
-            [tap(p.title.get(lang)[:60], Callback(Action.TRIAL, 0, 0, str(i)))]
-            for i, p in enumerate(protocols)
-        ]
-        await shell.send(update, context, t("choose_trial", lang), keyboard(rows))
+        await shell.send(
+            update, context, t("choose_trials", lang), trial_chooser(protocols, phase, lang)
+        )
         return
     if context.args:
         await begin(shell, update, context, protocols[0], " ".join(context.args))
         return
     await ask_code(shell, update, context, protocols[0])
+
+
+def trial_chooser(protocols: Sequence[Protocol], phase: ChoosingTrial, lang: Lang) -> Keyboard:
+    """The active trials, each ticked unless left out, and the button that starts the pass."""
+    rows = [
+        [
+            tap(
+                _clipped(f"{'☐' if p.id in phase.left_out else '☑'} {short_title(p, lang)}"),
+                Callback(Action.TRIAL, 0, 0, str(i)),
+            )
+        ]
+        for i, p in enumerate(protocols)
+    ]
+    ticked = sum(p.id not in phase.left_out for p in protocols)
+    rows.append([tap(t("b_start_trials", lang, n=ticked), Callback(Action.TRIAL, 0, 0, "go"))])
+    return keyboard(rows)
+
+
+def _clipped(label: str, limit: int = 64) -> str:
+    """A button's label, cut with "…" where a phone would cut it anyway."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 async def ask_code(

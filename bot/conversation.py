@@ -73,10 +73,12 @@ class Idle(_Frozen):
 
 
 class ChoosingTrial(_Frozen):
-    """``/new`` with several trials loaded: the trial is being chosen (the code may be given)."""
+    """``/new`` with several trials active: the trials are being chosen (the code may be given)."""
 
     kind: Literal["choosing_trial"] = "choosing_trial"
     code: str | None = None
+    left_out: tuple[str, ...] = ()
+    """The trials the coordinator unticked (by id): every active trial is ticked at first."""
 
 
 class AwaitingCode(_Frozen):

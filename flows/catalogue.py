@@ -367,6 +367,12 @@ CATALOGUE: Mapping[str, Mapping[Lang, str]] = {
     "ask_code": {"en": "Screening code of the new screening?", "zh": "请输入新筛选的筛选编号："},
     "choose_trial": {"en": "Which trial?", "zh": "哪个试验？"},
     "b_all_trials": {"en": "All {n} trials together", "zh": "全部 {n} 个试验一起筛选"},
+    "choose_trials": {
+        "en": "Which trials? Every active trial is ticked: tap one to leave it out, then start. Questions the trials share are asked once.",
+        "zh": "筛选哪些试验？所有在研试验均已勾选：点击可取消，然后开始。各试验共同的问题只问一次。",
+    },
+    "b_start_trials": {"en": "▶ Start ({n})", "zh": "▶ 开始（{n}）"},
+    "no_trial_ticked": {"en": "Tick at least one trial.", "zh": "请至少勾选一个试验。"},
     "started_pass": {
         "en": "Screening {code} started against {n} trials, shared questions asked once:\n{trials}",
         "zh": "筛选 {code} 已开始，同时筛选 {n} 个试验，共同的问题只问一次：\n{trials}",

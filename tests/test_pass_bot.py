@@ -19,6 +19,10 @@ from tests.bot_fixtures import ALICE, BotWorld
 from tests.telegram_fake import Chat
 from tests.test_bot import ORGAN_AND_BLOOD, criteria_1_to_6, restarted
 
+CHOOSE = (
+    "Which trials? Every active trial is ticked: tap one to leave it out, then start. "
+    "Questions the trials share are asked once."
+)
 SEED_CODE = "P-301/cd19-cart-ball-consolidation"
 BRIDGE_CODE = "P-301/thiscart19a-bridge"
 
@@ -52,8 +56,16 @@ async def seed_eligible(alice: Chat, age: str = "45") -> list[str]:
 
 async def test_both_trials_in_one_pass_share_their_common_answers(both: BotWorld) -> None:
     alice = both.chat(ALICE)
-    assert await alice.send("/new P-301") == ["Which trial?"]
-    started = await alice.press("All 2 trials together")
+    assert await alice.send("/new P-301") == [CHOOSE]
+    ticked = [
+        b["text"] for row in alice.last_message()["reply_markup"]["inline_keyboard"] for b in row
+    ]
+    assert ticked == [
+        "☑ CD19 CAR-T consolidation in B-ALL patients ineligible for all…",
+        "☑ ThisCART19A bridging to allo-HSCT in R/R B-ALL",
+        "▶ Start (2)",
+    ]
+    started = await alice.press("▶ Start (2)")
     assert "Screening P-301 started against 2 trials, shared questions asked once" in started[0]
     assert f"• {SEED_CODE} (" in started[0] and f"• {BRIDGE_CODE} (" in started[0]
 
@@ -128,24 +140,26 @@ async def test_both_trials_in_one_pass_share_their_common_answers(both: BotWorld
 async def test_one_trial_chosen_is_a_screening_of_its_own(both: BotWorld) -> None:
     alice = both.chat(ALICE)
     await alice.send("/new P-302")
-    started = await alice.press("Clinical Study on the Efficacy")
+    await alice.press("☑ ThisCART19A")  # left out: the seed trial alone
+    started = await alice.press("▶ Start (1)")
     assert "Screening P-302 started" in started[0]
     assert found(both, "P-302").protocol_id == "cd19-cart-ball-consolidation"
     # A code used in a pass cannot start a screening of its own, and the other way round.
     await alice.send("/new P-301")
-    await alice.press("All 2 trials together")
+    await alice.press("▶ Start (2)")
     await alice.send("/new P-301")
-    taken = await alice.press("Clinical Study on the Efficacy")
+    await alice.press("☑ ThisCART19A")
+    taken = await alice.press("▶ Start (1)")
     assert "P-301" in taken[0] and "already" in taken[0]
     await alice.send("/new P-302")
-    taken = await alice.press("All 2 trials together")
+    taken = await alice.press("▶ Start (2)")
     assert "P-302" in taken[0] and "already" in taken[0]
 
 
 async def test_the_pass_in_chinese(both: BotWorld) -> None:
     alice = both.chat(ALICE, lang="zh")
     await alice.send("/new P-303")
-    started = await alice.press("全部 2 个试验一起筛选")
+    started = await alice.press("▶ 开始（2）")
     assert "筛选 P-303 已开始，同时筛选 2 个试验，共同的问题只问一次" in started[0]
     answered = await alice.press("否")  # no consent to the seed trial: excluded at once
     assert "不符合，标准 1" in answered[0]
@@ -159,7 +173,7 @@ async def test_a_corrected_shared_answer_is_corrected_in_every_trial(both: BotWo
     bridge trial reopens at its next question."""
     alice = both.chat(ALICE)
     await alice.send("/new P-304")
-    await alice.press("All 2 trials together")
+    await alice.press("▶ Start (2)")
     await seed_eligible(alice, age="70")
     excluded = await alice.press("Yes")  # consent to the bridge trial; age 70 taken
     assert "not eligible, criterion 2 (Age: 70 years)" in excluded[0]
@@ -185,3 +199,17 @@ async def test_a_corrected_shared_answer_is_corrected_in_every_trial(both: BotWo
         s = found(both, code)
         assert verify(both.repo, s, both.service.protocol_for(s)) == [], code
     assert found(both, seed_code).status == "eligible"
+
+
+async def test_a_pass_needs_one_trial_ticked_at_least(both: BotWorld) -> None:
+    alice = both.chat(ALICE)
+    await alice.send("/new P-305")
+    await alice.press("☑ CD19")
+    await alice.press("☑ ThisCART19A")
+    await alice.press("▶ Start (0)")
+    assert both.api.methods("answerCallbackQuery")[-1]["text"] == "Tick at least one trial."
+    assert both.repo.find_screening(SEED_CODE.replace("P-301", "P-305")) is None
+    again = await alice.press("☐ CD19")  # ticked again
+    assert again == [CHOOSE]
+    started = await alice.press("▶ Start (1)")
+    assert "Screening P-305 started (CD19 CAR-T consolidation" in started[0]

@@ -173,8 +173,9 @@ async def test_new_with_a_code_asks_for_the_trial_when_two_are_offered(
     async with restarted(world, seed, catalog=Catalog((seed, bridge))) as both:
         alice = both.chat(ALICE)
         asked = await alice.send("/new B-201")
-        assert asked == ["Which trial?"]
-        started = await alice.press("A Study to Evaluate the Efficacy")
+        assert asked[0].startswith("Which trials? Every active trial is ticked")
+        await alice.press("☑ CD19")  # the seed trial left out: the bridge trial alone
+        started = await alice.press("▶ Start (1)")
         assert (
             "Screening B-201 started (ThisCART19A bridging to allo-HSCT in R/R B-ALL)"
             in (started[0])
