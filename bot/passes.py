@@ -52,30 +52,53 @@ def begin_pass(
     problem = service.check_code(code)
     if problem is not None:
         return problem
-    if any(service.repo.find_screening(member_code(code, p)) for p in protocols) or (
-        service.repo.find_screening(code) is not None
-    ):
-        return msg("code_taken", code=code)
-    started: list[Screening] = []
     codes = [member_code(code, p) for p in protocols]
+    found = [service.repo.find_screening(c) for c in codes]
+    if update_id is not None and service.repo.seen_update(update_id):
+        # A redelivered /new: start the trials a crash left unstarted, and say nothing more.
+        if any(found):
+            _start(service, code, codes, protocols, found, actor=actor, site=site)
+        return AlreadyProcessed()
+    if any(found) or service.repo.find_screening(code) is not None:
+        return msg("code_taken", code=code)
     try:
-        for index, protocol in enumerate(protocols):
-            together = {"code": code, "screenings": codes[:index] + codes[index + 1 :]}
-            started.append(
-                service.repo.create_screening(
-                    codes[index],
-                    protocol,
-                    start(protocol),
-                    actor=actor,
-                    update_id=update_id if index == 0 else None,  # claimed once
-                    site=site,
-                    noted={**service.offered(), "pass": together},
-                )
-            )
+        return _start(
+            service, code, codes, protocols, found, actor=actor, site=site, update_id=update_id
+        )
     except CodeTaken:  # taken by a concurrent /new since it was checked
         return msg("code_taken", code=code)
     except DuplicateUpdate:
         return AlreadyProcessed()
+
+
+def _start(
+    service: ScreeningService,
+    code: str,
+    codes: list[str],
+    protocols: Sequence[Protocol],
+    found: list[Screening | None],
+    *,
+    actor: int,
+    site: str | None,
+    update_id: int | None = None,
+) -> list[Screening]:
+    """Start each trial not started yet; the first one started claims the update."""
+    started: list[Screening] = []
+    for index, protocol in enumerate(protocols):
+        screening = found[index]
+        if screening is None:
+            together = {"code": code, "screenings": codes[:index] + codes[index + 1 :]}
+            screening = service.repo.create_screening(
+                codes[index],
+                protocol,
+                start(protocol),
+                actor=actor,
+                update_id=update_id,
+                site=site,
+                noted={**service.offered(), "pass": together},
+            )
+            update_id = None  # claimed once
+        started.append(screening)
     return started
 
 
