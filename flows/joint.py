@@ -146,14 +146,6 @@ class Pass:
         """Whether every trial is decided."""
         return self.asking is None
 
-    def readers(self, key: str) -> tuple[Trial, ...]:
-        """The undecided trials that will read the answer under ``key``."""
-        return tuple(
-            t
-            for t in self.trials
-            if not t.decided and any(key_of(t.protocol, q) == key for q in t.protocol.questions)
-        )
-
 
 def screen_together(protocols: Sequence[Protocol], pool: Mapping[str, AnswerValue]) -> Pass:
     """Every trial from its start, each taking what the pool answers (see :func:`take`)."""
