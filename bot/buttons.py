@@ -9,6 +9,7 @@ from telegram import CallbackQuery, Update
 from telegram import Message as TelegramMessage
 from telegram.error import TelegramError
 
+from bot.access import can_access, can_decide, can_work_on
 from bot.callbacks import Action, Callback, decode
 from bot.commands import ask_code, begin_together, trial_chooser
 from bot.conversation import ChoosingTrial, Idle
@@ -16,7 +17,6 @@ from bot.i18n import t
 from bot.outgoing import remove_buttons
 from bot.review import show_review
 from bot.screens import fits, screen
-from bot.service import can_access, can_decide, can_work_on
 from bot.shell import Context, Shell
 from bot.taps import Tap, act
 from flows.messages import msg, render

@@ -230,7 +230,7 @@ def staff_add(
 @staff_app.command("remove", cls=PlainUsage)
 def staff_remove(telegram_id: TelegramId) -> None:
     """Withdraw a staff member's access (the record is kept for the audit trail)."""
-    from bot.service import withdraw_access
+    from bot.access import withdraw_access
 
     removed = withdraw_access(container_or_exit().repo, telegram_id)
     if removed is None:

@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 
 from telegram import Update
 
+from bot.access import can_access, withdraw_access
 from bot.callbacks import Action, Callback
 from bot.conversation import AwaitingCode, ChoosingTrial, Closing, ClosingReason
 from bot.i18n import t
 from bot.keyboards import Keyboard, keyboard, tap
 from bot.passes import begin_pass
+from bot.results import AlreadyProcessed
 from bot.screens import ago, answered_rows, staff_line
-from bot.service import AlreadyProcessed, can_access, withdraw_access
 from bot.shell import Context, Shell
 from flows import Protocol, start, verdict_of
 from flows.dialog import missing

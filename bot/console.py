@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.passes import advance_now, begin_pass, reasons_of, to_show
-from bot.service import (
-    SIGN_MEANING,
+from bot.results import (
     AlreadyProcessed,
     ConfirmFirst,
     Conflict,
@@ -18,8 +17,8 @@ from bot.service import (
     Reask,
     Recorded,
     Refused,
-    ScreeningService,
 )
+from bot.service import SIGN_MEANING, ScreeningService
 from flows import AnswerRecorded, AnswerValue, Protocol, current_question, verdict_of
 from flows.batch import parse_batch
 from flows.catalogue import tr

@@ -11,14 +11,14 @@ import logging
 from telegram import Update
 from telegram.error import TelegramError
 
+from bot.access import can_access
 from bot.callbacks import Action, Callback
 from bot.conversation import CHECKLIST_MARK, ChoosingReason, Confirming, Conversation, Held, Idle
 from bot.i18n import t
 from bot.keyboards import keyboard, tap
 from bot.outgoing import send_text
 from bot.passes import advance, members, reasons_of, to_show
-from bot.screens import reason_buttons, review_screen
-from bot.service import (
+from bot.results import (
     AlreadyProcessed,
     ConfirmFirst,
     Conflict,
@@ -27,8 +27,8 @@ from bot.service import (
     Reask,
     Recorded,
     Refused,
-    can_access,
 )
+from bot.screens import reason_buttons, review_screen
 from bot.shell import Context, Shell, clip, user_data
 from flows import Status
 from flows.messages import render

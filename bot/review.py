@@ -7,12 +7,13 @@ import logging
 from telegram import Update
 from telegram.error import TelegramError
 
+from bot.access import can_decide
 from bot.conversation import Reviewing
 from bot.i18n import t
 from bot.outcomes import after
 from bot.outgoing import send_text
+from bot.results import Recorded
 from bot.screens import review_screen
-from bot.service import Recorded, can_decide
 from bot.shell import Context, Shell
 from flows import Decide, Decision
 from storage.records import Screening

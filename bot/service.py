@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.access import can_access, can_decide, can_work_on, withdraw_access
+from bot.access import can_decide
 from bot.results import (
     AlreadyProcessed,
     ConfirmFirst,
@@ -32,14 +32,13 @@ from flows import (
     Invalid,
     Protocol,
     ScreeningState,
-    Unknown,
     current_question,
     machine,
     start,
     step,
 )
 from flows.batch import read_answer
-from flows.dialog import Event
+from flows.dialog import Event, replaced_answer
 from flows.messages import Message, msg
 from storage.records import (
     PASS_SEPARATOR,
@@ -51,19 +50,6 @@ from storage.records import (
     StaleWrite,
 )
 from storage.repository import Repository
-
-
-def needs_reason(screening: Screening, question_id: str, value: AnswerValue) -> AnswerValue | None:
-    """The earlier answer a new value would change, when that change needs a reason.
-
-    Completing an answer that was "unknown" is not a change of data; replacing a known value
-    with a different one is, and good clinical practice asks why.
-    """
-    previous = screening.state.answers.get(question_id)
-    if previous is None or isinstance(previous, Unknown) or previous == value:
-        return None
-    return previous
-
 
 _HAS_DIGIT = re.compile(r"\d")
 
@@ -242,7 +228,7 @@ class ScreeningService:
         parsed = read_answer(protocol, question, text)
         if isinstance(parsed, Invalid):
             return Reask(parsed.hint)
-        previous = needs_reason(screening, question.id, parsed.value)
+        previous = replaced_answer(screening.state, question.id, parsed.value)
         match self._given(
             screening, parsed.confirm is not None and not confirmed, previous, reason
         ):
@@ -317,7 +303,7 @@ class ScreeningService:
         reason: str | None = None,
     ) -> Outcome | Planned:
         """:meth:`answer_value` up to storing."""
-        previous = needs_reason(screening, question_id, value)
+        previous = replaced_answer(screening.state, question_id, value)
         if self._given(screening, False, previous, reason) == machine.AWAITING_REASON:
             assert previous is not None
             return NeedsReason(question_id, previous, value)
@@ -412,21 +398,4 @@ class ScreeningService:
             return Conflict(current)
 
 
-__all__ = [
-    "SIGN_MEANING",
-    "AlreadyProcessed",
-    "ConfirmFirst",
-    "Conflict",
-    "NeedsReason",
-    "Outcome",
-    "Planned",
-    "Reask",
-    "Recorded",
-    "Refused",
-    "ScreeningService",
-    "can_access",
-    "can_decide",
-    "can_work_on",
-    "needs_reason",
-    "withdraw_access",
-]
+__all__ = ["SIGN_MEANING", "ScreeningService"]

@@ -20,12 +20,14 @@ from telegram import Update
 from telegram.constants import MessageLimit
 from telegram.ext import ContextTypes
 
+from bot.access import can_work_on
 from bot.conversation import ChecklistHeld, Conversation, Mark
 from bot.i18n import t
 from bot.keyboards import Keyboard
 from bot.outgoing import send_text
+from bot.results import Outcome, Planned
 from bot.screens import checklist_offer, checklist_screen, expected_marks, screen
-from bot.service import Outcome, Planned, ScreeningService, can_work_on
+from bot.service import ScreeningService
 from bot.settings import Settings
 from flows.checklist import checklist
 from flows.dialog import NEEDS_REVIEW

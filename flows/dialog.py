@@ -25,7 +25,7 @@ from flows.machine import (
 )
 from flows.messages import Message, msg
 from flows.schema import Protocol, Question
-from flows.values import AnswerValue
+from flows.values import AnswerValue, Unknown
 from flows.verdict import Decision, Verdict, assess
 
 # Re-exported: where a screening stands and what is still to ask are read with the dialog.
@@ -317,6 +317,20 @@ def step(protocol: Protocol, state: ScreeningState, event: Event) -> Step:
         case Decide():
             return _decide(protocol, state, event)
     raise TypeError(f"not an event: {event!r}")
+
+
+def replaced_answer(
+    state: ScreeningState, question_id: str, value: AnswerValue
+) -> AnswerValue | None:
+    """The earlier answer a new value would replace, when that change needs a reason.
+
+    Completing an answer that was "unknown" is not a change of data; replacing a known value
+    with a different one is, and good clinical practice asks why.
+    """
+    previous = state.answers.get(question_id)
+    if previous is None or isinstance(previous, Unknown) or previous == value:
+        return None
+    return previous
 
 
 def verdict_of(protocol: Protocol, state: ScreeningState) -> Verdict:

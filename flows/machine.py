@@ -18,7 +18,8 @@ machine itself picks where a screening goes:
 - ``decide`` goes from needs review to the outcome an investigator's decision gives.
 
 Each screening is its own model (:class:`Screening`), restored from our database for one step:
-added to the machine, triggered, removed. Nothing is shared between screenings but the graph.
+it takes the machine's seat (one model per thread, added once), is triggered, and leaves it.
+Nothing is shared between screenings but the graph.
 """
 
 from __future__ import annotations

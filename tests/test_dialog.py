@@ -9,6 +9,7 @@ from flows import (
     Answer,
     AnswerRecorded,
     AnswerRetired,
+    AnswerValue,
     CompletePending,
     Decide,
     Decision,
@@ -168,3 +169,16 @@ def test_previous_question(seed: Protocol) -> None:
     assert previous_question(seed, state) == "diagnosis"
     done, _, _ = run(seed, ELIGIBLE_WOMAN)
     assert previous_question(seed, done) == "contraception"  # from an outcome: the last one
+
+
+def test_a_reason_is_needed_only_to_replace_a_known_different_answer(seed: Protocol) -> None:
+    from flows.dialog import replaced_answer
+
+    def value(qid: str, text: str) -> AnswerValue:
+        return parsed(seed, qid, text).value
+
+    state, _, _ = run(seed, {**ELIGIBLE_WOMAN, "age": "unknown"})
+    assert replaced_answer(state, "age", value("age", "45")) is None  # completes an unknown
+    assert replaced_answer(state, "ecog", value("ecog", "1")) is None  # the same value again
+    assert replaced_answer(state, "lvef", value("lvef", "55")) == value("lvef", "60")
+    assert replaced_answer(state, "male_reproductive_potential", True) is None  # never asked

@@ -10,7 +10,7 @@ import itertools
 import time
 from typing import Any
 
-from bot.service import Refused
+from bot.results import Refused
 from storage.records import Role, Staff
 from tests.bot_fixtures import ALICE, CHEN, BotWorld
 from tests.telegram_fake import Chat

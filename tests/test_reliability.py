@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from bot.application import build_application
 from bot.cli import app as cli
-from bot.service import Recorded, ScreeningService
+from bot.results import Recorded
+from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN, Settings
 from flows import Catalog, Protocol, current_question
 from storage.db import make_engine, upgrade

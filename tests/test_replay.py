@@ -13,7 +13,8 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.service import Recorded, ScreeningService
+from bot.results import Recorded
+from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN
 from flows import Catalog, Protocol
 from reports.replay import verify

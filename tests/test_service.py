@@ -2,15 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.service import (
-    AlreadyProcessed,
-    ConfirmFirst,
-    Conflict,
-    Reask,
-    Recorded,
-    Refused,
-    ScreeningService,
-)
+from bot.results import AlreadyProcessed, ConfirmFirst, Conflict, Reask, Recorded, Refused
+from bot.service import ScreeningService
 from bot.settings import DEFAULT_CODE_PATTERN
 from flows import Catalog, Protocol
 from flows.messages import Message
@@ -93,7 +86,7 @@ def test_close_rules(service: ScreeningService, seed: Protocol) -> None:
 
 
 def test_who_may_open_a_screening(seed: Protocol) -> None:
-    from bot.service import can_access
+    from bot.access import can_access
 
     repo = InMemoryRepository()
     mine = repo.create_screening(
