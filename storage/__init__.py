@@ -3,4 +3,4 @@
 Persistence only: documents made from what is stored live in ``reports``.
 """
 
-__all__ = ["audit", "clock", "db", "memory", "records", "repository", "sql", "tables"]
+__all__ = ["audit", "clock", "db", "memory", "records", "repository", "sql", "steps", "tables"]

@@ -230,9 +230,12 @@ class InMemoryRepository:
         found = [s for s in self._screenings.values() if start <= s.created_at < end]
         yield from sorted(found, key=lambda s: (s.created_at, s.id))
 
-    def _check_version(self, screening: Screening) -> Screening:
+    def _claim_current(self, screening: Screening, update_id: int | None) -> Screening:
+        """Claim the update, then the screening as stored, at ``screening``'s version."""
+        self._claim_update(update_id)
         current = self._screenings[screening.id]
         if current.row_version != screening.row_version:
+            self._updates.discard(update_id or -1)  # nothing was written
             raise StaleWrite(
                 f"screening {screening.code} changed (version "
                 f"{current.row_version}, write based on {screening.row_version})"
@@ -252,12 +255,7 @@ class InMemoryRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         with self._lock:
-            self._claim_update(update_id)
-            try:
-                current = self._check_version(screening)
-            except StaleWrite:
-                self._updates.discard(update_id or -1)  # nothing was written
-                raise
+            current = self._claim_current(screening, update_id)
             now = self._clock()
             history = self._answers[screening.id]
             for change in result.changes:
@@ -309,12 +307,7 @@ class InMemoryRepository:
     ) -> Screening:
         """See :class:`storage.repository.Repository`."""
         with self._lock:
-            self._claim_update(update_id)
-            try:
-                current = self._check_version(screening)
-            except StaleWrite:
-                self._updates.discard(update_id or -1)  # nothing was written
-                raise
+            current = self._claim_current(screening, update_id)
             now = self._clock()
             status = kind if kind in CLOSE_STATUSES else current.status
             self._append_audit(

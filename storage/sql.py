@@ -19,20 +19,11 @@ from sqlalchemy import Engine, exists, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from flows import (
-    AnswerRecorded,
-    AnswerRetired,
-    DecisionRecorded,
-    DecisionWithdrawn,
-    Protocol,
-    ScreeningState,
-    Step,
-)
+from flows import Protocol, ScreeningState, Step
 from flows.dialog import Event
-from flows.showing import format_actual
 from flows.trail import step_events
-from flows.values import LabResult, Quantity, value_from_json, value_to_json
-from storage.audit import next_link, started
+from flows.values import value_from_json
+from storage.audit import started
 from storage.clock import utc_now
 from storage.db import unavailable_as_storage_error, writer
 from storage.records import (
@@ -42,16 +33,15 @@ from storage.records import (
     CloseKind,
     CodeTaken,
     DecisionEntry,
-    DuplicateUpdate,
     Notice,
     Role,
     Screening,
     Staff,
-    StaleWrite,
     Visitor,
     state_from_json,
     state_to_json,
 )
+from storage.steps import append, claim, locked, write_change
 from storage.tables import (
     AnswerRow,
     AuditEventRow,
@@ -83,10 +73,6 @@ def _entry(r: AuditEventRow) -> AuditEntry:
     return AuditEntry(
         r.screening_code, r.seq, r.kind, r.payload, r.actor, r.at, r.prev_hash, r.hash
     )
-
-
-def _unit(value: Any) -> str | None:
-    return value.unit if isinstance(value, Quantity | LabResult) else None
 
 
 class SqlRepository:
@@ -318,61 +304,6 @@ class SqlRepository:
             last_id = records[-1].id
 
     # --- writing ---
-    @staticmethod
-    def _claim(session: Session, update_id: int | None, now: datetime) -> None:
-        """Claim a Telegram update id in this transaction; its primary key makes it atomic.
-
-        Raises:
-            DuplicateUpdate: Another transaction claimed it (a redelivery).
-        """
-        if update_id is None:
-            return
-        session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
-        try:
-            session.flush()
-        except IntegrityError as exc:  # claimed before, here or by another process
-            raise DuplicateUpdate(update_id) from exc
-
-    def _locked(self, session: Session, screening: Screening) -> ScreeningRow:
-        """The screening's row, locked for this transaction, at ``screening``'s version.
-
-        Raises:
-            StaleWrite: Someone else wrote it since ``screening`` was read.
-        """
-        query = select(ScreeningRow).where(ScreeningRow.id == screening.id)
-        row = session.exec(query.with_for_update() if self._locks else query).one()
-        if row.row_version != screening.row_version:
-            raise StaleWrite(
-                f"screening {row.code} changed (version {row.row_version}, "
-                f"write based on {screening.row_version})"
-            )
-        return row
-
-    @staticmethod
-    def _append(
-        session: Session,
-        row: ScreeningRow,
-        events: Sequence[tuple[str, dict[str, Any]]],
-        actor: int | None,
-        now: datetime,
-    ) -> None:
-        """Append audit events to the row's chain; the row keeps the chain's head."""
-        for kind, payload in events:
-            link = next_link(row.code, row.audit_head, row.audit_seq + 1, kind, payload, actor, now)
-            session.add(
-                AuditEventRow(
-                    screening_code=row.code,
-                    seq=link.seq,
-                    kind=kind,
-                    payload=payload,
-                    actor=actor,
-                    at=now,
-                    prev_hash=link.prev_hash,
-                    hash=link.hash,
-                )
-            )
-            row.audit_seq, row.audit_head = link.seq, link.hash
-
     def create_screening(
         self,
         code: str,
@@ -391,7 +322,7 @@ class SqlRepository:
         now = self._clock()
         try:
             with self._writing() as session, session.begin():
-                self._claim(session, update_id, now)  # first: a redelivery is a duplicate
+                claim(session, update_id, now)  # first: a redelivery is a duplicate
                 taken = session.exec(select(ScreeningRow.id).where(ScreeningRow.code == code))
                 if taken.first() is not None:
                     raise CodeTaken(code)
@@ -410,7 +341,7 @@ class SqlRepository:
                     state=state_to_json(state),
                 )
                 first = [("screening_started", started(protocol, state.at, noted))]
-                self._append(session, row, first, actor, now)
+                append(session, row, first, actor, now)
                 session.add(row)
                 session.flush()
                 staff = session.exec(
@@ -437,12 +368,12 @@ class SqlRepository:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
         with self._writing() as session, session.begin():
-            self._claim(session, update_id, now)  # first: a redelivery is a duplicate
-            row = self._locked(session, screening)
+            claim(session, update_id, now)  # first: a redelivery is a duplicate
+            row = locked(session, screening, lock=self._locks)
             assert row.id is not None
             for change in result.changes:
-                self._change(session, row.id, change, actor, raw_text, reason, now)
-            self._append(session, row, step_events(event, result, raw_text, reason), actor, now)
+                write_change(session, row.id, change, actor, raw_text, reason, now)
+            append(session, row, step_events(event, result, raw_text, reason), actor, now)
             state = result.state
             row.at, row.revisiting, row.state = state.at, state.revisiting, state_to_json(state)
             row.status, row.updated_at = result.verdict.status.value, now
@@ -450,73 +381,6 @@ class SqlRepository:
             session.add(row)
             session.flush()
             return _screening(row)
-
-    @staticmethod
-    def _change(
-        session: Session,
-        sid: int,
-        change: Any,
-        actor: int,
-        raw_text: str | None,
-        reason: str | None,
-        now: datetime,
-    ) -> None:
-        """Write one change of a step to the answer and decision rows."""
-        match change:
-            case AnswerRecorded() | AnswerRetired():
-                # A first answer has no active row to supersede (most answers are first ones).
-                first = isinstance(change, AnswerRecorded) and change.previous is None
-                active = (
-                    []
-                    if first
-                    else session.exec(
-                        select(AnswerRow).where(
-                            AnswerRow.screening_id == sid,
-                            AnswerRow.question_id == change.question_id,
-                            AnswerRow.status == "active",
-                        )
-                    ).all()
-                )
-                new = None
-                if isinstance(change, AnswerRecorded):
-                    new = AnswerRow(
-                        screening_id=sid,
-                        question_id=change.question_id,
-                        raw_text=raw_text,
-                        value=value_to_json(change.value),
-                        unit=_unit(change.value),
-                        normalised=format_actual(change.value),
-                        given_by=actor,
-                        given_at=now,
-                    )
-                    session.add(new)
-                    session.flush()
-                for old in active:
-                    old.status = "superseded" if new is not None else "retired"
-                    old.superseded_by = new.id if new is not None else None
-                    old.changed_at, old.change_reason = now, reason
-                    session.add(old)
-            case DecisionRecorded(decision=d):
-                session.add(
-                    DecisionRow(
-                        screening_id=sid,
-                        criterion_id=d.criterion_id,
-                        approve=d.approve,
-                        reason=d.reason,
-                        decided_by=actor,
-                        decided_at=now,
-                    )
-                )
-            case DecisionWithdrawn(decision=d):
-                for decision in session.exec(
-                    select(DecisionRow).where(
-                        DecisionRow.screening_id == sid,
-                        DecisionRow.criterion_id == d.criterion_id,
-                        col(DecisionRow.withdrawn_at).is_(None),
-                    )
-                ):
-                    decision.withdrawn_at = now
-                    session.add(decision)
 
     def close(
         self,
@@ -530,11 +394,11 @@ class SqlRepository:
         """See :class:`storage.repository.Repository`."""
         now = self._clock()
         with self._writing() as session, session.begin():
-            self._claim(session, update_id, now)
-            row = self._locked(session, screening)
+            claim(session, update_id, now)
+            row = locked(session, screening, lock=self._locks)
             status = kind if kind in CLOSE_STATUSES else row.status
             closed = {"reason": reason, "status": status}
-            self._append(session, row, [(f"screening_{kind}", closed)], actor, now)
+            append(session, row, [(f"screening_{kind}", closed)], actor, now)
             row.status, row.updated_at, row.row_version = status, now, row.row_version + 1
             row.closed_at, row.close_kind = now, kind
             row.close_reason, row.closed_by = reason, actor
