@@ -2,13 +2,9 @@
 
 A document is frozen data (:class:`PdfDocument`), so it can be built where the transcript is
 and drawn in another process (:mod:`reports.exporters` does, for bulk exports). Drawing uses
-reportlab's canvas. Line breaks are computed here, before drawing, so the page count is known
-when the first footer ("Page 1 of 5") is written; they are cached, because the criteria texts
-repeat in every transcript of a trial.
-
-Bulk exports draw thousands of documents, so drawing takes a few shortcuts past reportlab's
-per-line and per-document work (each says what it saves). Every shortcut writes exactly the
-bytes reportlab writes; ``tests/test_pdf.py`` draws documents both ways and compares.
+reportlab's canvas and text objects. Line breaks are computed here, before drawing, so the
+page count is known when the first footer ("Page 1 of 5") is written; they are cached,
+because the criteria texts repeat in every transcript of a trial.
 """
 
 from __future__ import annotations
@@ -16,49 +12,24 @@ from __future__ import annotations
 import enum
 import importlib.util
 import io
-import re
-import zlib
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Generic, TypeVar
-from weakref import WeakKeyDictionary
 
-from reportlab.lib.rl_accel import escapePDF, fp_str
 from reportlab.lib.units import mm
 from reportlab.lib.utils import simpleSplit
-from reportlab.pdfbase import pdfdoc, pdfmetrics, ttfonts
-from reportlab.pdfbase.pdfdoc import (
-    PDFArray,
-    PDFDocument,
-    PDFName,
-    PDFStream,
-    PDFStreamFilterZCompress,
-    PDFTrueTypeFont,
-    PDFZCompress,
-)
-from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from flows.catalogue import tr
 
-__all__ = [
-    "Paragraph",
-    "PdfDocument",
-    "PdfRenderer",
-    "Style",
-    "font_dir",
-    "pdf_name",
-    "pdfdoc_encode",
-    "render_pdf",
-    "unicode_cmap",
-    "wrap",
-]
+__all__ = ["Paragraph", "PdfDocument", "PdfRenderer", "Style", "font_dir", "render_pdf", "wrap"]
 
 PAGE = (148 * mm, 210 * mm)  # A5: a narrow page stays readable on a phone
 LEFT, RIGHT, TOP, BOTTOM = 10 * mm, 10 * mm, 16 * mm, 18 * mm
@@ -94,37 +65,13 @@ class PdfDocument:
     footer: tuple[str, ...]
     created_at: datetime
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Bulk exports hand thousands of documents to worker processes: sent as the texts and
-        # one byte per paragraph for its style, not one pickled object per paragraph.
-        styles = bytes(_STYLE_NUMBER[p.style] for p in self.paragraphs)
-        texts = tuple(p.text for p in self.paragraphs)
-        return _document, (self.title, self.header, texts, styles, self.footer, self.created_at)
-
-
-_STYLES = tuple(Style)
-_STYLE_NUMBER = {style: number for number, style in enumerate(_STYLES)}
-
-
-def _document(
-    title: str,
-    header: str,
-    texts: tuple[str, ...],
-    styles: bytes,
-    footer: tuple[str, ...],
-    created_at: datetime,
-) -> PdfDocument:
-    """A document from what :meth:`PdfDocument.__reduce__` pickled."""
-    paragraphs = tuple(Paragraph(t, _STYLES[n]) for t, n in zip(texts, styles, strict=True))
-    return PdfDocument(title, header, paragraphs, footer, created_at)
-
 
 def font_dir() -> Path:
     """Where the DejaVu fonts are: matplotlib's data, found without importing matplotlib.
 
     DejaVu Sans covers ≤ ≥ × µ ⁹ and the other symbols of lab values; matplotlib ships it.
-    Importing matplotlib (and numpy with it) took 0.4 s in every process that draws PDFs, the
-    worker processes of a bulk export included.
+    Importing matplotlib (and numpy with it) would slow the start of every process that draws
+    PDFs, the worker processes of a bulk export included.
     """
     spec = importlib.util.find_spec("matplotlib")
     if spec is None or not spec.submodule_search_locations:
@@ -132,236 +79,12 @@ def font_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf"
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _Kept(Generic[K, V]):
-    """The last :attr:`KEPT` values made, by key: a trial's documents share a few subsets."""
-
-    KEPT = 32
-
-    def __init__(self) -> None:
-        self._values: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K, make: Callable[[], V]) -> V:
-        """The value kept for ``key``, made and kept if there is none."""
-        value = self._values.get(key)
-        if value is None:
-            value = self._values[key] = make()
-            if len(self._values) > self.KEPT:
-                self._values.popitem(last=False)
-        else:
-            self._values.move_to_end(key)
-        return value
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-
-class _ReusedSubsets(TTFontFace):
-    """A font face that keeps the font programs it has embedded, compressed, for reuse.
-
-    Each document embeds the subset of the font it uses: ASCII, then the other characters in
-    the order they first appear. A trial's transcripts use the same texts, so most embed the
-    same subsets, and building and compressing them (about 70 KB for the two fonts) was a
-    quarter of a document's time. The bytes are exactly those reportlab would write.
-    """
-
-    programs: _Kept[tuple[int, ...], tuple[bytes, bytes]]
-
-    def _program(self, subset: Sequence[int]) -> tuple[bytes, bytes]:
-        def make() -> tuple[bytes, bytes]:
-            raw = super(_ReusedSubsets, self).makeSubset(subset)
-            return raw, zlib.compress(raw)
-
-        return self.programs.get(tuple(subset), make)
-
-    def makeSubset(self, subset: Sequence[int]) -> bytes:
-        """The subset's font program (TrueType), compressed as reportlab would, kept."""
-        return self._program(subset)[0]
-
-    def addSubsetObjects(self, doc: PDFDocument, fontname: str, subset: list[int]) -> object:
-        """Embed the subset, handing reportlab the program already compressed."""
-        reference = super().addSubsetObjects(doc, fontname, subset)  # type: ignore[no-untyped-call]
-        # The stream under the name reportlab gives it; should a later reportlab name it
-        # otherwise, the stream is left to reportlab, which then compresses it itself.
-        stream = doc.idToObject.get(f"fontFile:{self.filename}({fontname})")
-        if doc.compression and isinstance(stream, PDFStream):
-            # reportlab compresses a stream only when no filter is named in its dictionary.
-            stream.content = self._program(subset)[1]
-            stream.dictionary["Filter"] = PDFArray([PDFName("FlateDecode")])
-        return reference
-
-
-class _Codes(dict[int, int]):
-    """A document's character codes in its first font subset, as a :meth:`str.translate` table.
-
-    A character without one translates to U+0100, which Latin-1 cannot encode: the line then
-    goes to reportlab, which assigns the new code.
-    """
-
-    def __missing__(self, char: int) -> int:
-        return 0x100
-
-
-class _KnownCodes(TTFont):
-    """A TrueType font that encodes a line in one pass once its characters have codes.
-
-    reportlab gives each character a code in the document's font subset the first time it is
-    drawn, and then looks every character of every line up again in a Python loop. Once a
-    line's characters all have a code in the first subset (ASCII has from the start, the few
-    others after their first line), the line is encoded with :meth:`str.translate` instead;
-    any other line goes to reportlab, which assigns the new codes. The codes, and so the
-    bytes written, are exactly reportlab's.
-    """
-
-    def __init__(self, name: str, filename: str) -> None:
-        super().__init__(name, filename)
-        # Per document, the codes it has; dropped whenever reportlab may have added some.
-        self._codes: WeakKeyDictionary[Any, _Codes] = WeakKeyDictionary()
-
-    def splitString(
-        self, text: str | bytes, doc: Any, encoding: str = "utf-8"
-    ) -> list[tuple[int, bytes]]:
-        """The line as (subset, codes) runs, as reportlab's, in one pass when it can be."""
-        if text and isinstance(text, str):
-            codes = self._codes.get(doc)
-            if codes is None and (state := self.state.get(doc)) is not None:
-                assigned: dict[int, int] = state.assignments  # type: ignore[attr-defined]
-                codes = _Codes((c, n) for c, n in assigned.items() if n < 256)
-                if 32 in codes:
-                    codes[0xA0] = codes[32]  # reportlab draws a no-break space as a space
-                self._codes[doc] = codes
-            if codes is not None:
-                try:
-                    return [(0, text.translate(codes).encode("latin-1"))]
-                except UnicodeEncodeError:
-                    del self._codes[doc]  # reportlab assigns the new codes
-        result: list[tuple[int, bytes]] = super().splitString(text, doc, encoding)
-        return result
-
-    def addObjects(self, doc: Any) -> None:
-        """Add the document's subsets of this font, as reportlab does.
-
-        Their glyph widths and character maps repeat from one document to the next, so they
-        are formatted and compressed once, not for every document.
-        """
-        super().addObjects(doc)
-        for key, obj in doc.idToObject.items():
-            widths = getattr(obj, "Widths", None)
-            if isinstance(obj, PDFTrueTypeFont) and type(widths) is PDFArray:
-                obj.Widths = _Widths(widths.sequence)  # type: ignore[attr-defined]
-            elif (
-                key.startswith("toUnicodeCMap:")
-                and isinstance(obj, PDFStream)
-                and obj.filters == [PDFZCompress]
-            ):
-                obj.filters = [_KEPT_COMPRESSED]
-
-
-class _Widths(PDFArray):
-    """A subset's glyph widths: numbers, so their PDF text is the same in every document."""
-
-    formatted: _Kept[tuple[object, ...], bytes] = _Kept()
-
-    def format(self, document: Any, IND: bytes = b"\n ") -> bytes:
-        """The widths as reportlab writes them, formatted once for all documents."""
-        return self.formatted.get(
-            (tuple(self.sequence), IND), lambda: super(_Widths, self).format(document, IND)
-        )
-
-
-class _KeptCompression(PDFStreamFilterZCompress):
-    """reportlab's deflate filter, remembering what it compressed (the same maps recur)."""
-
-    compressed: _Kept[str | bytes, bytes] = _Kept()
-
-    def encode(self, text: str | bytes) -> bytes:
-        """The text compressed as reportlab's filter does it."""
-        return self.compressed.get(text, lambda: super(_KeptCompression, self).encode(text))
-
-
-_KEPT_COMPRESSED = _KeptCompression()
-
-
-T = TypeVar("T")
-# reportlab's own text encoding and name formatting, which the faster ones below stand in for.
-_REPORTLAB_ENCODE = pdfdoc.pdfdocEnc
-_REPORTLAB_NAME = pdfdoc.PDFName
-# The characters below 128 that PDFDocEncoding lacks (reportlab's codec refuses them).
-_NOT_IN_PDFDOC = re.compile("[\x18-\x1f]")
-
-
-def pdfdoc_encode(x: str | T) -> bytes | T:
-    """Text as PDFDocEncoding bytes, as reportlab's ``pdfdocEnc``, ASCII without its codec.
-
-    reportlab encodes every number, name and keyword it writes through a codec written in
-    Python; below 128 that codec is ASCII except for eight control characters it refuses,
-    which go to it still.
-    """
-    if isinstance(x, str):
-        if x.isascii() and _NOT_IN_PDFDOC.search(x) is None:
-            return x.encode("ascii")
-        return _REPORTLAB_ENCODE(x)
-    return x
-
-
-@lru_cache(maxsize=1024)
-def _name(data: str) -> str:
-    name: str = _REPORTLAB_NAME(data)
-    return name
-
-
-def pdf_name(data: str, lo: str = "\x21", hi: str = "\x7e") -> str:
-    """A PDF name, as reportlab's ``PDFName``, remembered.
-
-    A document writes the same few names (``/Type``, ``/Font``, ...) hundreds of times, and
-    reportlab escapes each one character by character in Python.
-    """
-    if lo == "\x21" and hi == "\x7e" and type(data) is str:
-        return _name(data)
-    name: str = _REPORTLAB_NAME(data, lo, hi)
-    return name
-
-
-_REPORTLAB_CMAP = ttfonts.makeToUnicodeCMap
-
-
-@lru_cache(maxsize=64)
-def _cmap(fontname: str, subset: tuple[int, ...]) -> str:
-    cmap: str = _REPORTLAB_CMAP(fontname, subset)
-    return cmap
-
-
-def unicode_cmap(fontname: str, subset: Sequence[int]) -> str:
-    """A font subset's character map, as reportlab's ``makeToUnicodeCMap``, remembered.
-
-    Nearly every document of a trial embeds the same subsets, and reportlab formats each map
-    anew, a line per character.
-    """
-    return _cmap(fontname, tuple(subset))
-
-
 @cache
 def _fonts() -> dict[str, frozenset[int]]:
-    """Register the fonts once per process; each font's name with the code points it can draw.
-
-    Also has reportlab's document writer use :func:`pdfdoc_encode`, :func:`pdf_name` and
-    :func:`unicode_cmap`, which return what its own functions return (``tests/test_pdf.py``):
-    they save a tenth of drawing a PDF.
-    """
-    pdfdoc.pdfdocEnc = pdfdoc_encode
-    pdfdoc.PDFName = pdf_name
-    ttfonts.makeToUnicodeCMap = unicode_cmap
+    """Register the fonts once per process; each font's name with the code points it can draw."""
     drawable = {}
     for name in (REGULAR, BOLD):
-        font = _KnownCodes(name, str(font_dir() / f"{name}.ttf"))
-        # The face reportlab parsed, given the reuse above (parsing it twice costs 0.1 s).
-        face = font.face
-        face.__class__ = _ReusedSubsets
-        assert isinstance(face, _ReusedSubsets)
-        face.programs = _Kept()
+        font = TTFont(name, str(font_dir() / f"{name}.ttf"))
         pdfmetrics.registerFont(font)
         drawable[name] = frozenset(font.face.charToGlyph)
     return drawable
@@ -454,58 +177,6 @@ def _placed(doc: PdfDocument) -> list[list[_Line]]:
     return placed
 
 
-@cache
-def _font(name: str) -> _KnownCodes:
-    font = pdfmetrics.getFont(name)
-    assert isinstance(font, _KnownCodes), name
-    return font
-
-
-@cache
-def _size_and_leading(size: float) -> str:
-    # reportlab's default leading: 1.2 times the size.
-    return f"{fp_str(size)} Tf {fp_str(size * 1.2)} TL"
-
-
-def _text_object(
-    canvas: Canvas, lines: Sequence[_Line], subset_names: dict[tuple[str, int], str]
-) -> str:
-    """A page's lines as one PDF text object (drawing each line on its own costs twice as much).
-
-    These are the operators reportlab's text object writes for ``setFont``, ``moveCursor``
-    and ``textOut``, written here without its bookkeeping for each line (measuring every line
-    again, looking its font up again), which cost more than writing the operators.
-    ``subset_names`` holds the document's font subsets' names, as reportlab gave them: the
-    lines alternate between fonts, so each line selects its font anew.
-    """
-    # The document the canvas writes: fonts assign their codes per document.
-    pdf = canvas._doc  # type: ignore[attr-defined]
-    _, _, _, x, y = lines[0]
-    ops = ["BT", f"1 0 0 1 {fp_str(x, y)} Tm"]
-    face: tuple[str, float] | None = None
-    font, subset, selected = _font(REGULAR), -1, ""
-    for index, (line, name, size, line_x, line_y) in enumerate(lines):
-        if (name, size) != face:
-            face, font, subset = (name, size), _font(name), -1
-            selected = _size_and_leading(size)
-        if index:
-            ops.append(f"{fp_str(line_x - x, line_y - y)} Td")
-            x, y = line_x, line_y
-        shown = []
-        for run, codes in font.splitString(line, pdf):
-            if run != subset:
-                subset = run
-                # The first time, reportlab also adds the font to the document.
-                internal = subset_names.get((name, run))
-                if internal is None:
-                    internal = subset_names[name, run] = font.getSubsetInternalName(run, pdf)
-                shown.append(f"{internal} {selected}")
-            shown.append(f"({escapePDF(codes)}) Tj")
-        ops.append(" ".join(shown))
-    ops.append("ET")
-    return " ".join(ops)
-
-
 def render_pdf(doc: PdfDocument) -> bytes:
     """Draw the document; the same document always gives the same bytes."""
     _fonts()
@@ -516,9 +187,16 @@ def render_pdf(doc: PdfDocument) -> bytes:
     canvas.setCreator("Prescreen")
     created = doc.created_at.astimezone(UTC).strftime("D:%Y%m%d%H%M%S+00'00'")
     canvas.setDateFormatter(lambda *_: created)
-    subset_names: dict[tuple[str, int], str] = {}
     for lines in _placed(doc):
-        canvas.addLiteral(_text_object(canvas, lines, subset_names))
+        text = canvas.beginText()
+        face: tuple[str, float] | None = None
+        for line, font, size, x, y in lines:
+            if (font, size) != face:  # the lines of a paragraph share their font
+                face = font, size
+                text.setFont(font, size)
+            text.setTextOrigin(x, y)
+            text.textOut(line)
+        canvas.drawText(text)
         canvas.showPage()
     canvas.save()
     return out.getvalue()
