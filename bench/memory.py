@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bench.e2e import drive
+from bench.driving import drive
 from bench.rss import peak_rss_mb
 from bench.scratch import scratch_engine
 from bot.application import build_application

@@ -7,7 +7,7 @@ async def test_the_heartbeat_measures_how_long_the_loop_was_blocked() -> None:
     import asyncio
     import time
 
-    from bench.e2e import Heartbeat
+    from bench.driving import Heartbeat
 
     async with Heartbeat() as beat:
         await asyncio.sleep(0.01)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from bench.e2e import baseline, ours
+from bench.baseline import baseline
+from bench.e2e import ours
 from bench.scratch import scratch_engine
 
 
