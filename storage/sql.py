@@ -58,6 +58,8 @@ _STAFF = {"telegram_id", "display_name", "active", "site", "current_screening_id
 _SCREENING = {"id", "code", "protocol_id", "protocol_version", "protocol_digest", "status"}
 _SCREENING |= {"created_by", "created_at", "updated_at", "row_version", "site"}
 _SCREENING |= {"closed_at", "close_kind", "close_reason", "closed_by"}
+_ANSWER = {"question_id", "raw_text", "given_by", "given_at", "status", "changed_at"}
+_ANSWER |= {"change_reason"}
 
 
 def _staff(row: StaffMember) -> Staff:
@@ -425,16 +427,7 @@ class SqlRepository:
                 .order_by(col(AnswerRow.id))
             )
             return [
-                AnswerEntry(
-                    a.question_id,
-                    a.raw_text,
-                    value_from_json(a.value),
-                    a.given_by,
-                    a.given_at,
-                    a.status,  # type: ignore[arg-type]  # written as one of the three
-                    a.changed_at,
-                    a.change_reason,
-                )
+                AnswerEntry(value=value_from_json(a.value), **a.model_dump(include=_ANSWER))
                 for a in rows
             ]
 
