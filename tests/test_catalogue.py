@@ -57,10 +57,20 @@ def test_there_is_one_catalogue() -> None:
         for path in (ROOT / package).rglob("*.py")
         if pattern.search(path.read_text(encoding="utf-8"))
     ]
-    # flows/text.py reads a protocol's own wording ({en: …, zh: …} in its YAML).
-    assert sorted(holders) == ["flows/catalogue.py", "flows/text.py"]
+    # flows/text.py reads a protocol's own wording ({en: …, zh: …} in its YAML); the catalogue
+    # is kept in two parts, merged by flows/catalogue.py.
+    assert sorted(holders) == ["flows/catalogue.py", "flows/catalogue_chat.py", "flows/text.py"]
 
 
 def test_a_missing_translation_cannot_pass_silently() -> None:
     with pytest.raises(KeyError):
         tr("no_such_key", "en")
+
+
+def test_no_key_is_in_both_parts_of_the_catalogue() -> None:
+    # Merged into one mapping, a key in both parts would silently take the chat's wording.
+    from flows import catalogue
+    from flows.catalogue_chat import CHAT
+
+    assert set(catalogue._SHOWN).isdisjoint(CHAT)
+    assert len(CATALOGUE) == len(catalogue._SHOWN) + len(CHAT)
