@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from bench.driving import drive
+from bench.floors import MEMORY_GROWTH_MB, floor_line
 from bench.rss import peak_rss_mb
 from bench.scratch import scratch_engine
 from bot.application import build_application
@@ -26,6 +27,7 @@ from storage.sql import SqlRepository
 from tests.telegram_fake import FakeBotAPI
 
 CHATS, ROUNDS = 100, 100
+SAMPLE_EVERY = 1000  # completed screenings between two readings of peak RSS
 
 
 async def main_async() -> None:
@@ -56,17 +58,19 @@ async def screen(engine: Engine, seed: Protocol) -> None:
         await rounds(app, api, users, samples)
     await app.shutdown()
     first, last = samples[0][1], samples[-1][1]
-    print(f"growth from 1,000 to {samples[-1][0]:,} screenings: {last - first:+.0f} MB")
+    print(f"growth from {samples[0][0]:,} to {samples[-1][0]:,} screenings: {last - first:+.0f} MB")
+    floor = f"flat memory (at most {MEMORY_GROWTH_MB:g} MB more after {samples[-1][0]:,})"
+    print(floor_line(floor, last - first <= MEMORY_GROWTH_MB))
 
 
 async def rounds(
     app: Any, api: FakeBotAPI, users: list[int], samples: list[tuple[int, float]]
 ) -> None:
-    """Complete ``ROUNDS`` screenings per chat, sampling peak RSS every 1,000."""
+    """Complete ``ROUNDS`` screenings per chat, sampling peak RSS every ``SAMPLE_EVERY``."""
     for r in range(ROUNDS):
         await drive(app, api, users, rounds=1, first_round=r)
         api.forget()  # the fake Bot API's history is not the bot's memory
-        if (r + 1) * CHATS % 1000 == 0:
+        if (r + 1) * CHATS % SAMPLE_EVERY == 0:
             samples.append(((r + 1) * CHATS, peak_rss_mb()))
             print(
                 f"{(r + 1) * CHATS:6d} completed screenings: peak RSS {samples[-1][1]:.0f} MB",

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.e2e import run_alone
+from bench.floors import floor_line
 
 FLOORS: dict[str, Callable[[dict[str, Any]], bool | None]] = {
     "SQLite answers/s ≥ 600": lambda r: _at_least(r["answers_per_s"]["prescreen_sqlite"], 600),
@@ -87,7 +88,7 @@ def table(result: dict[str, Any]) -> str:
     lines.append("")
     for floor, check in FLOORS.items():
         met = check(result)
-        lines.append(f"{floor}: {'not run' if met is None else 'met' if met else 'MISSED'}")
+        lines.append(f"{floor}: not run" if met is None else floor_line(floor, met))
     return "\n".join(lines)
 
 
