@@ -52,7 +52,6 @@ from storage.records import (
 from storage.repository import Repository
 
 _HAS_DIGIT = re.compile(r"\d")
-
 _REFUSED: dict[CloseKind, str] = {
     # Pending results and outstanding decisions are not eligibility: signing them would put
     # "I confirm…" under a screening that can never be completed.
@@ -176,9 +175,9 @@ class ScreeningService:
 
     def finish(self, prepared: Outcome | Planned, *, update_id: int | None = None) -> Outcome:
         """Store what was planned; anything else (a hint, a refusal) is the outcome as it is."""
-        return (
-            self.store(prepared, update_id=update_id) if isinstance(prepared, Planned) else prepared
-        )
+        if isinstance(prepared, Planned):
+            return self.store(prepared, update_id=update_id)
+        return prepared
 
     def _refusal(
         self, screening: Screening, event: Event | None, actor: int, staff: Staff | None = None
