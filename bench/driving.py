@@ -45,8 +45,7 @@ SCRIPT: list[tuple[str, str]] = [
     ("press", "Yes"),
     ("press", "✍ Sign"),
 ]
-ANSWERS_PER_SCREENING = len(SCRIPT) - 2  # the command and the signature are not answers
-ANSWER_STEPS = range(1, len(SCRIPT) - 1)
+ANSWER_STEPS = range(1, len(SCRIPT) - 1)  # the command and the signature are not answers
 _ids = itertools.count(1)
 
 

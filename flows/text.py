@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 Lang = Literal["en", "zh"]
 LANGUAGES: tuple[Lang, ...] = ("en", "zh")
-DEFAULT_LANG: Lang = "en"
 
 
 def as_lang(code: str | None) -> Lang:

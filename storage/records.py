@@ -47,8 +47,6 @@ class Visitor:
 
 CloseKind = Literal["signed", "cancelled", "exclusion_confirmed", "not_completed"]
 
-CANCELLED = "cancelled"
-NOT_COMPLETED = "not_completed"
 CLOSE_STATUSES: tuple[CloseKind, ...] = ("cancelled", "not_completed")
 """Closing this way replaces the screening's status: its verdict was never reached."""
 
