@@ -58,6 +58,10 @@ _SHOWN: Mapping[str, Mapping[Lang, str]] = {
         "en": "Please also type the lab's upper limit of normal, e.g. '{example} ULN {uln}', or the multiple directly, e.g. '0.8x ULN'.",
         "zh": "请同时输入该化验室的正常值上限，例如“{example} ULN {uln}”，或直接输入倍数，例如“0.8x ULN”。",
     },
+    "value_not_ratio": {
+        "en": "This question needs the value itself, as printed with its unit ({units}): {analyte} cannot be given here as a multiple of the upper limit of normal.",
+        "zh": "本题需要实际数值及其单位（{units}）：此处{analyte}不能以正常值上限的倍数填写。",
+    },
     "uln_not_positive": {
         "en": "The upper limit of normal must be above zero.",
         "zh": "正常值上限必须大于零。",

@@ -141,13 +141,25 @@ def check(protocol: Protocol, derived: Derived) -> list[str]:
     problems: list[str] = []
     known = {d.id: d for d in protocol.derived[: protocol.derived.index(derived)]}
 
+    def lab_value(name: str, question: LabQuestion) -> None:
+        # A question with `uln: true` also takes a bare multiple of the upper limit of normal
+        # ("0.8x ULN"), which has no value to compute with: the formula would never be known.
+        if question.uln:
+            problems.append(
+                f"'{name}' takes a multiple of the upper limit of normal, which has no value "
+                "to compute with: read a lab question without `uln: true`"
+            )
+
     def number(node: ast.expr) -> None:
         match node:
             case ast.Constant(value=int() | float()) if not isinstance(node.value, bool):
                 return
             case ast.Name(id=name):
                 question = protocol.questions_by_id.get(name)
-                if name in known or isinstance(question, NumberQuestion | LabQuestion):
+                if isinstance(question, LabQuestion):
+                    lab_value(name, question)
+                    return
+                if name in known or isinstance(question, NumberQuestion):
                     return
                 problems.append(f"'{name}' is not a question with a number, nor a value above")
             case ast.UnaryOp(op=ast.USub(), operand=operand):
@@ -167,6 +179,8 @@ def check(protocol: Protocol, derived: Derived) -> list[str]:
                     problems.append(f"in_unit needs a lab question, not '{name}'")
                 elif normalise_unit(unit) not in ANALYTES[question.analyte].units:
                     problems.append(f"'{unit}' is not a unit of {question.analyte}")
+                else:
+                    lab_value(name, question)
             case ast.Call(func=ast.Name(id="min" | "max"), args=args) if len(args) >= 2:
                 for arg in args:
                     number(arg)

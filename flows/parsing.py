@@ -254,6 +254,11 @@ def _parse_lab(
     # "1.8x ULN", "1.8 × ULN", "1.8倍": the multiple of ULN typed directly.
     read = read_number(folded)
     if not isinstance(read, Invalid) and _RATIO.match(read[1]):
+        if not question.uln:
+            # The criterion reads the value itself (a clearance formula, an absolute limit): a
+            # multiple of the upper limit of normal has no value to give it.
+            units = ", ".join(dict.fromkeys(analyte.display.values()))
+            return Invalid(msg("value_not_ratio", analyte=analyte.name.en, units=units))
         ratio = read[0]
         shown = f"{fmt_decimal(ratio)}× ULN"
         checked = _bounds_check(ratio, analyte.ratio_bounds, analyte.name.en, shown)

@@ -16,6 +16,8 @@ from flows import (
     AnswerValue,
     Decide,
     Decision,
+    Invalid,
+    Parsed,
     Protocol,
     ScreeningState,
     current_question,
@@ -25,9 +27,11 @@ from flows import (
     step,
     verdict_of,
 )
+from flows.batch import read_answer
 from flows.checks import check_protocol
 from flows.formula import evaluate
 from flows.loader import BUNDLED_DIR, validate_protocol
+from flows.messages import render
 from flows.render import outcome_text, summary
 from flows.values import Quantity
 from flows.verdict import Outcome, Status
@@ -154,6 +158,8 @@ def test_protocol_check_refuses_unsafe_or_wrong_formulas(tmp_path: Path) -> None
         ("in_unit(creatinine, 'furlongs')", "'furlongs' is not a unit of creatinine"),
         ("1 if sex == 'other' else 2", "'other' is not an option of 'sex'"),
         ("(140 - age", "not a formula"),
+        ("in_unit(bilirubin, 'mg/dL')", "'bilirubin' takes a multiple of the upper limit"),
+        ("alt * 2", "'alt' takes a multiple of the upper limit"),
     ):
         data["derived"][0]["formula"] = formula
         _, findings = validate_protocol(data)
@@ -161,6 +167,23 @@ def test_protocol_check_refuses_unsafe_or_wrong_formulas(tmp_path: Path) -> None
             formula,
             findings,
         )
+
+
+def test_creatinine_for_the_clearance_is_the_value_not_a_multiple_of_uln(
+    bridge: Protocol, seed: Protocol
+) -> None:
+    # Cockcroft-Gault needs serum creatinine itself: "0.8x ULN" would leave the clearance, and
+    # so criterion 7.2, unknown with no answer left to give. The seed trial's criterion is a
+    # multiple of ULN, and takes it.
+    creatinine = bridge.questions_by_id["creatinine"]
+    refused = read_answer(bridge, creatinine, "0.8x ULN")
+    assert isinstance(refused, Invalid)
+    assert render(refused.hint, "en") == (
+        "This question needs the value itself, as printed with its unit (µmol/L, mg/dL, mmol/L): "
+        "Creatinine cannot be given here as a multiple of the upper limit of normal."
+    )
+    assert isinstance(read_answer(bridge, creatinine, "0.9 mg/dL"), Parsed)
+    assert isinstance(read_answer(seed, seed.questions_by_id["creatinine"], "0.8x ULN"), Parsed)
 
 
 async def test_new_with_a_code_asks_for_the_trial_when_two_are_offered(
