@@ -29,9 +29,11 @@ staff: $(VENV)/.installed
 export: $(VENV)/.installed
 	$(BIN)/prescreen export $(ARGS)
 
-# One worker per core (pytest-xdist): the suite's slow tests run side by side.
+# One worker per core (pytest-xdist): the suite's slow tests run side by side. The test that
+# stops the PostgreSQL server runs alone afterwards, when no other test is using it.
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto -m "not stops_postgres"
+	$(BIN)/python -m pytest -q -m stops_postgres
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -1,5 +1,6 @@
-"""PostgreSQL stopped and started again during a screening (named to run last: it stops the
-server the other tests use). Skipped where this process may not control the local cluster."""
+"""PostgreSQL stopped and started again during a screening. It stops the server the other
+tests use, so ``make test`` runs it alone, after them (marked ``stops_postgres``; named to come
+last in a run without workers). Skipped where this process may not control the local cluster."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def wait_until_up(url: str, timeout: float = 60) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.stops_postgres
 async def test_postgres_stopped_and_started_during_a_screening(
     tmp_path: Path, seed: Protocol
 ) -> None:
